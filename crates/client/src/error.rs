@@ -1,0 +1,44 @@
+//! Errors of the client library.
+
+use ballot_wire::ClientError;
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The cluster answered with an error (after retries, where retrying made sense).
+    #[error("{0}")]
+    Server(#[from] ClientError),
+    /// No endpoint could be reached before the deadline; `last` is the last failure.
+    #[error(
+        "no ballot node reachable at {endpoints} before the deadline (last error: {last}); check that the cluster runs and the addresses are right"
+    )]
+    Unreachable {
+        /// The endpoints tried.
+        endpoints: String,
+        /// The last connection error.
+        last: String,
+    },
+    /// The client's configuration is unusable (bad address, missing certificate, …).
+    #[error("client configuration: {0}")]
+    Config(String),
+    /// TLS or QUIC setup failed.
+    #[error(transparent)]
+    Transport(#[from] ballot_quic::Error),
+    /// The node sent something this client cannot decode (a version mismatch).
+    #[error("cannot decode the node's answer: {0}; are client and server the same version?")]
+    Decode(#[from] ballot_wire::WireError),
+    /// The node answered with a reply of the wrong kind.
+    #[error("unexpected reply from the node: {0}")]
+    Unexpected(String),
+}
+
+impl Error {
+    /// The server's error, if it is one.
+    #[must_use]
+    pub fn server(&self) -> Option<&ClientError> {
+        match self {
+            Error::Server(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! One adapter for every `ballot_core::Protocol`: ballot-raft and ballot-paxos.
+
+use std::collections::VecDeque;
+
+use ballot_core::{
+    Apply, Event, Instant, LogEntry, LogStore, MemStore, Membership, NodeId, Output, Persist, ProposalId, Protocol,
+    Recovered, Role, SeededRng, Snapshot,
+};
+use bytes::Bytes;
+
+use crate::harness::{Io, Replica, System};
+use crate::{BallotStore, Durability, Settings, Tuning};
+
+/// An in-memory log store as lean as raft-rs's `MemStorage` and omnipaxos's
+/// `MemoryStorage`: entries in a ring buffer by index (insert-or-overwrite, holes allowed
+/// for Paxos), taken by value from the batch instead of cloned.
+#[derive(Debug)]
+pub struct VecLog<E, H> {
+    /// Index of `entries[0]`.
+    first: u64,
+    entries: VecDeque<Option<E>>,
+    hard_state: Option<H>,
+    snapshot: Option<Snapshot>,
+}
+
+impl<E: LogEntry, H> Default for VecLog<E, H> {
+    fn default() -> Self {
+        VecLog { first: 1, entries: VecDeque::new(), hard_state: None, snapshot: None }
+    }
+}
+
+impl<E: LogEntry, H> VecLog<E, H> {
+    /// Applies `batch` (snapshot, truncation, entries, compaction, hard state, in that order).
+    pub fn write(&mut self, batch: Persist<E, H>) {
+        if let Some(s) = batch.snapshot {
+            self.snapshot = Some(s);
+        }
+        if let Some(from) = batch.truncate_from {
+            let keep = from.saturating_sub(self.first);
+            self.entries.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+        }
+        for e in batch.entries {
+            let index = e.index();
+            if self.entries.is_empty() {
+                self.first = index;
+            }
+            if index < self.first {
+                continue; // below the compacted prefix: nothing to keep
+            }
+            let at = usize::try_from(index - self.first).expect("index within memory");
+            if at >= self.entries.len() {
+                self.entries.resize_with(at, || None);
+                self.entries.push_back(Some(e));
+            } else {
+                self.entries[at] = Some(e);
+            }
+        }
+        if let Some(upto) = batch.compact_to {
+            let drop = usize::try_from(upto.saturating_add(1).saturating_sub(self.first)).unwrap_or(usize::MAX);
+            self.entries.drain(..drop.min(self.entries.len()));
+            self.first = self.first.max(upto + 1);
+        }
+        if let Some(h) = batch.hard_state {
+            self.hard_state = Some(h);
+        }
+    }
+
+    /// Entries held (holes not counted).
+    pub fn len(&self) -> usize {
+        self.entries.iter().filter(|e| e.is_some()).count()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Where a ballot replica writes its batches.
+#[derive(Debug)]
+enum Store<E, H> {
+    Vec(VecLog<E, H>),
+    Mem(MemStore<E, H>),
+}
+
+/// A replica of any ballot protocol with its store (see [`BallotStore`]).
+pub struct BallotReplica<P: Protocol> {
+    protocol: P,
+    store: Store<P::Entry, P::HardState>,
+    durability: Durability,
+    /// Batches polled in this step, written together at its end (group commit).
+    pending: Vec<Persist<P::Entry, P::HardState>>,
+    role: Role,
+    applied_index: u64,
+    next_proposal: u64,
+}
+
+impl<P: Protocol> BallotReplica<P> {
+    /// Wraps `protocol`, which must be freshly built (no outputs polled yet).
+    pub fn new(protocol: P, durability: Durability, store: BallotStore) -> Self {
+        BallotReplica {
+            protocol,
+            store: match store {
+                BallotStore::Vec => Store::Vec(VecLog::default()),
+                BallotStore::MemStore => Store::Mem(MemStore::new()),
+            },
+            durability,
+            pending: Vec::new(),
+            role: Role::Follower,
+            applied_index: 0,
+            next_proposal: 0,
+        }
+    }
+
+    /// The protocol.
+    pub fn protocol(&self) -> &P {
+        &self.protocol
+    }
+
+    /// Writes `batches` (one write: group commit), emptying the vector.
+    fn write(&mut self, batches: &mut Vec<Persist<P::Entry, P::HardState>>) {
+        match &mut self.store {
+            Store::Vec(log) => batches.drain(..).for_each(|b| log.write(b)),
+            Store::Mem(store) => {
+                store.write(batches).expect("the in-memory store does not fail");
+                batches.clear();
+            }
+        }
+    }
+}
+
+impl<P: Protocol> std::fmt::Debug for BallotReplica<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BallotReplica").field("id", &self.protocol.id()).field("role", &self.role).finish()
+    }
+}
+
+impl<P: Protocol> Replica for BallotReplica<P> {
+    type Message = P::Message;
+
+    fn handle(&mut self, now: Instant, from: u64, message: P::Message) {
+        self.protocol.handle_message(now, NodeId(from), message);
+    }
+
+    fn propose(&mut self, now: Instant, command: Vec<u8>) -> bool {
+        self.next_proposal += 1;
+        self.protocol.propose(now, ProposalId(self.next_proposal), Bytes::from(command)).is_ok()
+    }
+
+    fn tick(&mut self, now: Instant) {
+        if self.protocol.poll_timeout().is_some_and(|t| t <= now) {
+            self.protocol.handle_timeout(now);
+        }
+    }
+
+    fn drain(&mut self, now: Instant, io: &mut Io<'_, P::Message>) {
+        loop {
+            while let Some(output) = self.protocol.poll_output() {
+                match output {
+                    Output::Send { to, message } => io.send(to.get(), message),
+                    Output::Persist(batch) => {
+                        let id = batch.id;
+                        self.pending.push(batch);
+                        if self.durability == Durability::Instant {
+                            let mut batches = std::mem::take(&mut self.pending);
+                            self.write(&mut batches);
+                            self.pending = batches;
+                            io.wrote();
+                            self.protocol.persisted(now, id);
+                        }
+                    }
+                    Output::Apply(item) => {
+                        self.applied_index = item.index();
+                        if let Apply::Command { command, .. } = &item {
+                            io.apply(command);
+                        }
+                    }
+                    Output::Event(Event::RoleChanged(role)) => self.role = role,
+                    _ => {}
+                }
+            }
+            let Some(last) = self.pending.last().map(|b| b.id) else { return };
+            let mut batches = std::mem::take(&mut self.pending);
+            self.write(&mut batches);
+            self.pending = batches;
+            io.wrote();
+            self.protocol.persisted(now, last);
+        }
+    }
+
+    fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+
+    fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    fn compact(&mut self, now: Instant, index: u64) {
+        self.protocol.compact(now, index, Bytes::new());
+    }
+}
+
+/// Far above any window: the harness's client bounds what is outstanding.
+const MAX_PENDING: usize = 1 << 24;
+
+fn membership(settings: &Settings) -> Membership {
+    Membership::new((1..=settings.nodes as u64).map(NodeId))
+}
+
+/// ballot-raft.
+#[derive(Debug)]
+pub struct BallotRaft;
+
+impl System for BallotRaft {
+    const NAME: &'static str = "ballot-raft";
+    type Replica = BallotReplica<ballot_raft::Raft>;
+
+    fn cluster(settings: &Settings) -> Vec<Self::Replica> {
+        (1..=settings.nodes as u64)
+            .map(|id| {
+                let config = ballot_raft::Config {
+                    election_timeout_min: Tuning::ELECTION_TIMEOUT,
+                    election_timeout_max: Tuning::ELECTION_TIMEOUT * 2,
+                    heartbeat_interval: Tuning::HEARTBEAT,
+                    pre_vote: true,
+                    check_quorum: true,
+                    // raft-rs and omnipaxos limit messages by bytes only.
+                    max_append_entries: usize::MAX,
+                    max_append_bytes: Tuning::MAX_MESSAGE_BYTES,
+                    max_inflight_appends: Tuning::MAX_INFLIGHT_MESSAGES,
+                    max_pending_proposals: MAX_PENDING,
+                    ..ballot_raft::Config::new(NodeId(id))
+                };
+                let rng = SeededRng::new(settings.seed.wrapping_mul(1000).wrapping_add(id));
+                let raft =
+                    ballot_raft::Raft::new(config, membership(settings), Recovered::default(), rng, Instant::ZERO)
+                        .expect("valid ballot-raft config");
+                BallotReplica::new(raft, settings.durability, settings.ballot_store)
+            })
+            .collect()
+    }
+}
+
+/// ballot-paxos's Multi-Paxos.
+#[derive(Debug)]
+pub struct BallotPaxos;
+
+impl System for BallotPaxos {
+    const NAME: &'static str = "ballot-paxos";
+    type Replica = BallotReplica<ballot_paxos::MultiPaxos>;
+
+    fn cluster(settings: &Settings) -> Vec<Self::Replica> {
+        (1..=settings.nodes as u64)
+            .map(|id| {
+                let config = ballot_paxos::Config {
+                    election_timeout_min: Tuning::ELECTION_TIMEOUT,
+                    election_timeout_max: Tuning::ELECTION_TIMEOUT * 2,
+                    heartbeat_interval: Tuning::HEARTBEAT,
+                    pre_vote: true,
+                    check_quorum: true,
+                    max_accept_slots: usize::MAX,
+                    max_accept_bytes: Tuning::MAX_MESSAGE_BYTES,
+                    max_inflight_accepts: Tuning::MAX_INFLIGHT_MESSAGES,
+                    max_pending_proposals: MAX_PENDING,
+                    ..ballot_paxos::Config::new(NodeId(id))
+                };
+                let rng = SeededRng::new(settings.seed.wrapping_mul(1000).wrapping_add(id));
+                let paxos = ballot_paxos::MultiPaxos::new(
+                    config,
+                    membership(settings),
+                    Recovered::default(),
+                    rng,
+                    Instant::ZERO,
+                )
+                .expect("valid ballot-paxos config");
+                BallotReplica::new(paxos, settings.durability, settings.ballot_store)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ballot_core::{Persist, PersistId};
+    use ballot_paxos::{Ballot, Entry, HardState, Value};
+
+    use super::VecLog;
+
+    fn e(slot: u64) -> Entry {
+        Entry { slot, ballot: Ballot::ZERO, value: Value::Noop }
+    }
+
+    fn batch(entries: Vec<Entry>) -> Persist<Entry, HardState> {
+        Persist { entries, ..Persist::new(PersistId(1)) }
+    }
+
+    fn slots(log: &VecLog<Entry, HardState>) -> Vec<u64> {
+        log.entries.iter().flatten().map(|e| e.slot).collect()
+    }
+
+    #[test]
+    fn appends_overwrites_fills_holes_truncates_and_compacts() {
+        let mut log = VecLog::default();
+        assert!(log.is_empty());
+        log.write(batch(vec![e(1), e(2), e(4)]));
+        assert_eq!(slots(&log), vec![1, 2, 4]);
+        assert_eq!(log.len(), 3);
+        log.write(batch(vec![e(3), e(2)]));
+        assert_eq!(slots(&log), vec![1, 2, 3, 4]);
+        log.write(Persist { truncate_from: Some(3), ..batch(vec![e(3)]) });
+        assert_eq!(slots(&log), vec![1, 2, 3]);
+        log.write(Persist { compact_to: Some(2), hard_state: Some(HardState::default()), ..batch(vec![]) });
+        assert_eq!(slots(&log), vec![3]);
+        assert_eq!(log.first, 3);
+        log.write(batch(vec![e(1), e(4)])); // below the compacted prefix: ignored
+        assert_eq!(slots(&log), vec![3, 4]);
+        log.write(Persist { compact_to: Some(10), ..batch(vec![]) });
+        assert!(log.is_empty());
+        log.write(batch(vec![e(11)]));
+        assert_eq!(slots(&log), vec![11]);
+        assert!(log.hard_state.is_some());
+    }
+}

@@ -1,0 +1,583 @@
+//! Runs real ballot service processes on loopback: the end-to-end tests and
+//! `cargo xtask cluster|demo` use it.
+//!
+//! [`ClusterSpec`] lays out a cluster (ports, data and log directories, development
+//! certificates) and builds each node's command line; [`Cluster`] owns running node
+//! processes and kills them when dropped, so a failing test leaves nothing behind.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ballot_core::NodeId;
+
+/// The service a cluster runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    /// `ballot-kvd`.
+    Kv,
+    /// `ballot-configd`.
+    Config,
+    /// `ballot-electiond`.
+    Election,
+}
+
+impl Service {
+    /// The daemon's binary name.
+    #[must_use]
+    pub fn binary(self) -> &'static str {
+        match self {
+            Service::Kv => "ballot-kvd",
+            Service::Config => "ballot-configd",
+            Service::Election => "ballot-electiond",
+        }
+    }
+
+    /// A short name (`kv`, `config`, `election`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Kv => "kv",
+            Service::Config => "config",
+            Service::Election => "election",
+        }
+    }
+
+    /// Parses `kv`, `config` or `election`.
+    ///
+    /// # Errors
+    /// For any other name.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "kv" => Ok(Service::Kv),
+            "config" => Ok(Service::Config),
+            "election" => Ok(Service::Election),
+            _ => Err(format!("unknown service {s:?}: use kv, config or election")),
+        }
+    }
+}
+
+/// The shape of a loopback cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    /// Which daemon to run.
+    pub service: Service,
+    /// How many nodes (ids 1..=nodes).
+    pub nodes: usize,
+    /// `raft` or `multipaxos`.
+    pub consensus: String,
+    /// Node `i` listens on UDP `base_port + i` and serves HTTP on `base_port + 100 + i`.
+    pub base_port: u16,
+    /// Holds `certs/`, `n<i>/` data directories and `n<i>.log` files.
+    pub dir: PathBuf,
+    /// Where the daemon binary is.
+    pub binary: PathBuf,
+    /// Minimum election timeout.
+    pub election_timeout_ms: u64,
+    /// Heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// Extra flags for every node.
+    pub extra_args: Vec<String>,
+}
+
+impl ClusterSpec {
+    /// A spec with fast timeouts suited to tests (election 300 ms, heartbeat 50 ms).
+    #[must_use]
+    pub fn new(service: Service, nodes: usize, dir: impl Into<PathBuf>, binary: impl Into<PathBuf>) -> Self {
+        ClusterSpec {
+            service,
+            nodes,
+            consensus: "raft".into(),
+            base_port: free_port_base(nodes),
+            dir: dir.into(),
+            binary: binary.into(),
+            election_timeout_ms: 300,
+            heartbeat_ms: 50,
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// The node ids.
+    #[must_use]
+    pub fn ids(&self) -> Vec<NodeId> {
+        (1..=self.nodes as u64).map(NodeId).collect()
+    }
+
+    /// Node `id`'s QUIC address.
+    #[must_use]
+    pub fn listen(&self, id: NodeId) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.base_port + id.get() as u16))
+    }
+
+    /// Node `id`'s HTTP address.
+    #[must_use]
+    pub fn metrics(&self, id: NodeId) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.base_port + 100 + id.get() as u16))
+    }
+
+    /// The client endpoints (`127.0.0.1:port`), in id order.
+    #[must_use]
+    pub fn endpoints(&self) -> Vec<String> {
+        self.ids().iter().map(|&id| self.listen(id).to_string()).collect()
+    }
+
+    /// The certificate directory.
+    #[must_use]
+    pub fn cert_dir(&self) -> PathBuf {
+        self.dir.join("certs")
+    }
+
+    /// Node `id`'s data directory.
+    #[must_use]
+    pub fn data_dir(&self, id: NodeId) -> PathBuf {
+        self.dir.join(format!("n{}", id.get()))
+    }
+
+    /// Node `id`'s log file.
+    #[must_use]
+    pub fn log_file(&self, id: NodeId) -> PathBuf {
+        self.dir.join(format!("n{}.log", id.get()))
+    }
+
+    /// Writes development certificates for every node and a client, unless present.
+    ///
+    /// # Errors
+    /// If they cannot be written.
+    pub fn ensure_certs(&self) -> io::Result<()> {
+        if self.cert_dir().join("client.pem").exists() {
+            return Ok(());
+        }
+        let ids: Vec<NodeId> = (1..=9).map(NodeId).collect();
+        ballot_quic::generate_dev_certs(&self.cert_dir(), &ids, &["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .map(|_| ())
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    /// A client configuration for this cluster, with attempts short enough that a dead
+    /// node is skipped quickly.
+    ///
+    /// # Errors
+    /// If the client certificate cannot be loaded.
+    pub fn client_config(&self) -> Result<ballot_client::ClientConfig, ballot_client::Error> {
+        let mut config = ballot_client::ClientConfig::from_cert_dir(self.endpoints(), self.cert_dir())?;
+        config.attempt_timeout = Duration::from_millis(500);
+        config.deadline = Duration::from_secs(10);
+        Ok(config)
+    }
+
+    /// The command line of node `id`.
+    #[must_use]
+    pub fn command(&self, id: NodeId) -> Command {
+        let peers: Vec<String> = self.ids().iter().map(|&p| format!("{}={}", p.get(), self.listen(p))).collect();
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--node-id")
+            .arg(id.get().to_string())
+            .arg("--data-dir")
+            .arg(self.data_dir(id))
+            .arg("--listen")
+            .arg(self.listen(id).to_string())
+            .arg("--peers")
+            .arg(peers.join(","))
+            .arg("--metrics-listen")
+            .arg(self.metrics(id).to_string())
+            .arg("--cert-dir")
+            .arg(self.cert_dir())
+            .arg("--consensus")
+            .arg(&self.consensus)
+            .arg("--election-timeout-ms")
+            .arg(self.election_timeout_ms.to_string())
+            .arg("--heartbeat-ms")
+            .arg(self.heartbeat_ms.to_string())
+            .args(&self.extra_args)
+            .env_remove("BALLOT_CONFIG");
+        cmd
+    }
+
+    /// Starts node `id` with stdout and stderr appended to its log file.
+    ///
+    /// # Errors
+    /// If the process cannot be started.
+    pub fn spawn(&self, id: NodeId) -> io::Result<Child> {
+        fs::create_dir_all(&self.dir)?;
+        let log = fs::OpenOptions::new().create(true).append(true).open(self.log_file(id))?;
+        let mut cmd = self.command(id);
+        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        cmd.spawn().map_err(|e| io::Error::new(e.kind(), format!("starting {}: {e}", self.binary.display())))
+    }
+}
+
+/// Picks a base port whose QUIC and HTTP ports look free, so that parallel tests do not
+/// collide. Ports are between 20000 and 59000.
+#[must_use]
+pub fn free_port_base(nodes: usize) -> u16 {
+    let seed = u64::from(std::process::id())
+        ^ Instant::now().elapsed().as_nanos() as u64
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for _ in 0..64 {
+        x ^= x >> 29;
+        x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let base = 20_000 + (x % 390) as u16 * 100;
+        let free = (1..=nodes as u16).all(|i| {
+            std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", base + 100 + i)).is_ok()
+        });
+        if free {
+            return base;
+        }
+    }
+    20_000
+}
+
+/// Serializes the end-to-end tests of one test binary: each starts several processes,
+/// and running them side by side on a small machine only makes timing flaky.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A GET request to a node's HTTP port: `(status code, body)`.
+///
+/// # Errors
+/// If the node does not answer within `timeout`.
+pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let code = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an HTTP response"))?;
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((code, body))
+}
+
+/// Node processes on loopback, killed when dropped.
+pub struct Cluster {
+    spec: ClusterSpec,
+    children: Vec<Option<Child>>,
+}
+
+impl Cluster {
+    /// Creates certificates and starts every node.
+    ///
+    /// # Errors
+    /// If a directory, the certificates or a process cannot be created.
+    pub fn start(spec: ClusterSpec) -> io::Result<Cluster> {
+        fs::create_dir_all(&spec.dir)?;
+        spec.ensure_certs()?;
+        let mut cluster = Cluster { children: spec.ids().iter().map(|_| None).collect(), spec };
+        for id in cluster.spec.ids() {
+            cluster.restart(id)?;
+        }
+        Ok(cluster)
+    }
+
+    /// The spec.
+    #[must_use]
+    pub fn spec(&self) -> &ClusterSpec {
+        &self.spec
+    }
+
+    fn slot(&mut self, id: NodeId) -> &mut Option<Child> {
+        &mut self.children[(id.get() - 1) as usize]
+    }
+
+    /// Whether node `id`'s process runs.
+    pub fn is_running(&mut self, id: NodeId) -> bool {
+        matches!(self.slot(id).as_mut().map(Child::try_wait), Some(Ok(None)))
+    }
+
+    /// Kills node `id` with SIGKILL (a crash: nothing is flushed).
+    pub fn kill(&mut self, id: NodeId) {
+        if let Some(mut child) = self.slot(id).take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops node `id` with SIGTERM and waits up to `timeout` for it to exit (then kills it).
+    /// Returns whether it exited by itself.
+    pub fn stop(&mut self, id: NodeId, timeout: Duration) -> bool {
+        let Some(mut child) = self.slot(id).take() else { return true };
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// (Re)starts node `id` on its existing data directory.
+    ///
+    /// # Errors
+    /// If the process cannot be started.
+    pub fn restart(&mut self, id: NodeId) -> io::Result<()> {
+        self.kill(id);
+        let child = self.spec.spawn(id)?;
+        *self.slot(id) = Some(child);
+        Ok(())
+    }
+
+    /// Waits until every running node answers `/readyz` with 200 (has a leader, caught up).
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::TimedOut`] naming the nodes that were not ready, with their log tails.
+    pub fn wait_ready(&mut self, timeout: Duration) -> io::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let running: Vec<NodeId> = self.spec.ids().into_iter().filter(|&id| self.is_running(id)).collect();
+            let not_ready: Vec<NodeId> = running
+                .iter()
+                .copied()
+                .filter(|&id| {
+                    !matches!(http_get(self.spec.metrics(id), "/readyz", Duration::from_millis(500)), Ok((200, _)))
+                })
+                .collect();
+            if not_ready.is_empty() && !running.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let tails: Vec<String> =
+                    not_ready.iter().map(|&id| format!("n{}: {}", id.get(), self.log_tail(id, 15))).collect();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("nodes not ready after {timeout:?}: {}", tails.join("\n")),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The last `lines` lines of node `id`'s log.
+    #[must_use]
+    pub fn log_tail(&self, id: NodeId, lines: usize) -> String {
+        let text = fs::read_to_string(self.spec.log_file(id)).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Scrapes node `id`'s `/metrics`.
+    ///
+    /// # Errors
+    /// If the node does not answer.
+    pub fn metrics_text(&self, id: NodeId) -> io::Result<String> {
+        let (code, body) = http_get(self.spec.metrics(id), "/metrics", Duration::from_secs(2))?;
+        if code == 200 { Ok(body) } else { Err(io::Error::other(format!("/metrics answered {code}"))) }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for id in self.spec.ids() {
+            self.kill(id);
+        }
+    }
+}
+
+/// A fresh directory `base/name-<pid>` for one test's cluster (tests pass
+/// `env!("CARGO_TARGET_TMPDIR")` as `base`).
+///
+/// # Errors
+/// If it cannot be created.
+pub fn test_dir(base: impl AsRef<Path>, name: &str) -> io::Result<PathBuf> {
+    let dir = base.as_ref().join(format!("{name}-{}", std::process::id()));
+    if dir.exists() {
+        fs::remove_dir_all(&dir)?;
+    }
+    fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Detached clusters for local development (`ballot cluster up|down|status`): nodes run
+/// in their own process group and outlive the command that started them; their pids
+/// and the cluster's layout are kept in the cluster directory.
+pub mod detached {
+    use std::fs;
+    use std::io;
+    use std::os::unix::process::CommandExt as _;
+    use std::path::{Path, PathBuf};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    use ballot_core::NodeId;
+
+    use super::{ClusterSpec, Service, http_get};
+
+    const LAYOUT: &str = "cluster.txt";
+
+    fn pid_file(spec: &ClusterSpec, id: NodeId) -> PathBuf {
+        spec.dir.join(format!("n{}.pid", id.get()))
+    }
+
+    fn alive(pid: u32) -> bool {
+        Path::new(&format!("/proc/{pid}")).exists()
+            && !fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
+    }
+
+    fn read_pid(spec: &ClusterSpec, id: NodeId) -> Option<u32> {
+        fs::read_to_string(pid_file(spec, id)).ok()?.trim().parse().ok()
+    }
+
+    /// Writes certificates, starts every node in the background and records the layout.
+    /// Refuses if a cluster already runs in `spec.dir`.
+    ///
+    /// # Errors
+    /// If a node is already running there, or a process cannot be started.
+    pub fn up(spec: &ClusterSpec) -> io::Result<()> {
+        if let Ok(running) = load(&spec.dir)
+            && running.ids().iter().any(|&id| read_pid(&running, id).is_some_and(alive))
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("a cluster already runs in {}; stop it first (`down`)", spec.dir.display()),
+            ));
+        }
+        fs::create_dir_all(&spec.dir)?;
+        spec.ensure_certs()?;
+        save(spec)?;
+        for id in spec.ids() {
+            start_node(spec, id)?;
+        }
+        Ok(())
+    }
+
+    /// Starts (or restarts) one node of a recorded cluster in the background.
+    ///
+    /// # Errors
+    /// If the process cannot be started.
+    pub fn start_node(spec: &ClusterSpec, id: NodeId) -> io::Result<u32> {
+        let log = fs::OpenOptions::new().create(true).append(true).open(spec.log_file(id))?;
+        let mut cmd = spec.command(id);
+        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).process_group(0);
+        let child =
+            cmd.spawn().map_err(|e| io::Error::new(e.kind(), format!("starting {}: {e}", spec.binary.display())))?;
+        fs::write(pid_file(spec, id), format!("{}\n", child.id()))?;
+        Ok(child.id())
+    }
+
+    /// Kills one node with `signal` (`KILL` or `TERM`) and waits up to 10 s for it to go.
+    pub fn signal_node(spec: &ClusterSpec, id: NodeId, signal: &str) -> bool {
+        let Some(pid) = read_pid(spec, id) else { return false };
+        if !alive(pid) {
+            return false;
+        }
+        let _ = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if alive(pid) {
+            let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+        }
+        true
+    }
+
+    /// Stops every node (SIGTERM, then SIGKILL after 10 s). Returns how many were running.
+    ///
+    /// # Errors
+    /// If no cluster is recorded in `dir`.
+    pub fn down(dir: &Path) -> io::Result<usize> {
+        let spec = load(dir)?;
+        let mut stopped = 0;
+        for id in spec.ids() {
+            if signal_node(&spec, id, "TERM") {
+                stopped += 1;
+            }
+            let _ = fs::remove_file(pid_file(&spec, id));
+        }
+        Ok(stopped)
+    }
+
+    /// One node's state as seen from outside.
+    #[derive(Debug, Clone)]
+    pub struct NodeState {
+        /// The node.
+        pub id: NodeId,
+        /// Its pid, if its process runs.
+        pub pid: Option<u32>,
+        /// Its client address.
+        pub listen: String,
+        /// Its metrics URL.
+        pub metrics_url: String,
+        /// `/health`'s JSON, if it answered.
+        pub health: Option<String>,
+    }
+
+    /// The recorded cluster's nodes: running or not, and their `/health`.
+    ///
+    /// # Errors
+    /// If no cluster is recorded in `dir`.
+    pub fn status(dir: &Path) -> io::Result<(ClusterSpec, Vec<NodeState>)> {
+        let spec = load(dir)?;
+        let nodes = spec
+            .ids()
+            .into_iter()
+            .map(|id| NodeState {
+                id,
+                pid: read_pid(&spec, id).filter(|&p| alive(p)),
+                listen: spec.listen(id).to_string(),
+                metrics_url: format!("http://{}/metrics", spec.metrics(id)),
+                health: http_get(spec.metrics(id), "/health", Duration::from_millis(500))
+                    .ok()
+                    .map(|(_, b)| b.trim().to_owned()),
+            })
+            .collect();
+        Ok((spec, nodes))
+    }
+
+    fn save(spec: &ClusterSpec) -> io::Result<()> {
+        let text = format!(
+            "service={}\nnodes={}\nconsensus={}\nbase_port={}\nbinary={}\nelection_timeout_ms={}\nheartbeat_ms={}\nextra_args={}\n",
+            spec.service.name(),
+            spec.nodes,
+            spec.consensus,
+            spec.base_port,
+            spec.binary.display(),
+            spec.election_timeout_ms,
+            spec.heartbeat_ms,
+            spec.extra_args.join("\u{1f}"),
+        );
+        fs::write(spec.dir.join(LAYOUT), text)
+    }
+
+    /// Reads the layout recorded by [`up`].
+    ///
+    /// # Errors
+    /// If `dir` holds no recorded cluster.
+    pub fn load(dir: &Path) -> io::Result<ClusterSpec> {
+        let text = fs::read_to_string(dir.join(LAYOUT)).map_err(|e| {
+            io::Error::new(e.kind(), format!("no cluster recorded in {} ({e}); start one with `up`", dir.display()))
+        })?;
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+                .map(str::to_owned)
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{LAYOUT} lacks {name}")))
+        };
+        let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{LAYOUT}: bad {what}"));
+        let service = Service::parse(&field("service")?).map_err(|_| bad("service"))?;
+        let mut spec =
+            ClusterSpec::new(service, field("nodes")?.parse().map_err(|_| bad("nodes"))?, dir, field("binary")?);
+        spec.consensus = field("consensus")?;
+        spec.base_port = field("base_port")?.parse().map_err(|_| bad("base_port"))?;
+        spec.election_timeout_ms = field("election_timeout_ms")?.parse().map_err(|_| bad("election_timeout_ms"))?;
+        spec.heartbeat_ms = field("heartbeat_ms")?.parse().map_err(|_| bad("heartbeat_ms"))?;
+        let extra = field("extra_args")?;
+        spec.extra_args =
+            if extra.is_empty() { Vec::new() } else { extra.split('\u{1f}').map(str::to_owned).collect() };
+        Ok(spec)
+    }
+}

@@ -1,0 +1,197 @@
+//! The public face of a running replica: start it, talk to it, stop it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ballot_core::service::{Session, StateMachine};
+use ballot_core::{LogStore, NodeId, Protocol, Transport};
+use ballot_wire::{ClientError, Codec};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::driver::{Call, Driver, DriverConfig, DriverError, DriverParts, WatchItem};
+use crate::status::NodeStatus;
+use crate::storage_worker::StorageWorker;
+
+/// A handle to a running replica: submit requests, open watches, and follow its view of
+/// the cluster (the seed's `get_current_leader`, `is_leader` and leader-change
+/// callbacks). Cheap to clone.
+pub struct NodeHandle<S: StateMachine> {
+    calls: mpsc::Sender<Call<S>>,
+    status: watch::Receiver<NodeStatus>,
+}
+
+impl<S: StateMachine> Clone for NodeHandle<S> {
+    fn clone(&self) -> Self {
+        NodeHandle { calls: self.calls.clone(), status: self.status.clone() }
+    }
+}
+
+fn stopped() -> ClientError {
+    ClientError::Unavailable("the node is stopped".into())
+}
+
+impl<S: StateMachine> NodeHandle<S> {
+    fn submit(&self, call: Call<S>) -> Result<(), ClientError> {
+        self.calls.try_send(call).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => ClientError::Busy,
+            mpsc::error::TrySendError::Closed(_) => stopped(),
+        })
+    }
+
+    /// Runs one request of the service. Writes within a `session` apply exactly once
+    /// however often they are retried with the same session and sequence number.
+    ///
+    /// # Errors
+    /// [`ClientError`]: not the leader (for writes), busy, timed out, rejected, …
+    pub async fn request(&self, session: Option<Session>, request: S::Request) -> Result<S::Response, ClientError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Call::Request { session, request, reply })?;
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Opens a watch stream (a request the service routes as a watch).
+    ///
+    /// # Errors
+    /// [`ClientError::Compacted`] if its start is gone, and the errors of [`request`](Self::request).
+    pub async fn watch(&self, request: S::Request) -> Result<mpsc::Receiver<WatchItem<S::Event>>, ClientError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Call::Watch { request, reply })?;
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// This node's latest view of itself and the cluster.
+    #[must_use]
+    pub fn status(&self) -> NodeStatus {
+        self.status.borrow().clone()
+    }
+
+    /// The leader this node knows of.
+    #[must_use]
+    pub fn leader(&self) -> Option<NodeId> {
+        self.status.borrow().status.leader
+    }
+
+    /// Whether this node leads.
+    #[must_use]
+    pub fn is_leader(&self) -> bool {
+        self.status.borrow().status.role == ballot_core::Role::Leader
+    }
+
+    /// A receiver that wakes on every status change (leader changes among them): the
+    /// async form of a leader-change callback.
+    #[must_use]
+    pub fn subscribe(&self) -> watch::Receiver<NodeStatus> {
+        self.status.clone()
+    }
+
+    /// Waits until some leader is known, or `timeout` passes; returns it.
+    pub async fn wait_for_leader(&self, timeout: std::time::Duration) -> Option<NodeId> {
+        let mut rx = self.status.clone();
+        let wait = rx.wait_for(|s| s.status.leader.is_some());
+        tokio::time::timeout(timeout, wait).await.ok()?.ok()?.status.leader
+    }
+}
+
+/// Everything needed to start a replica.
+pub struct NodeParts<P: Protocol, S: StateMachine, L> {
+    /// Driver tuning.
+    pub config: DriverConfig,
+    /// The consensus replica, already restored from `store`'s recovered state.
+    pub protocol: P,
+    /// The service, empty: the protocol replays snapshot and log into it.
+    pub service: S,
+    /// The peer transport.
+    pub transport: Arc<dyn Transport>,
+    /// The durable store the protocol was recovered from.
+    pub store: L,
+    /// Client-facing addresses of the members, for "not leader, try X" answers.
+    pub client_addrs: HashMap<NodeId, String>,
+    /// A name for status pages ("raft", "multipaxos").
+    pub consensus: String,
+    /// The codec for peer messages and commands (its limit is the largest message).
+    pub codec: Codec,
+}
+
+/// A running replica: a tokio task driving the protocol.
+pub struct Node<S: StateMachine> {
+    handle: NodeHandle<S>,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<Result<(), DriverError>>>,
+}
+
+fn joined(r: Result<Result<(), DriverError>, tokio::task::JoinError>) -> Result<(), DriverError> {
+    r.unwrap_or_else(|e| Err(DriverError::Storage(format!("driver task failed: {e}"))))
+}
+
+impl<S: StateMachine> Node<S> {
+    /// Starts the replica on the current tokio runtime.
+    pub fn start<P, L>(parts: NodeParts<P, S, L>) -> Node<S>
+    where
+        P: Protocol + Send + 'static,
+        L: LogStore<P::Entry, P::HardState> + 'static,
+    {
+        let (acks_tx, acks) = mpsc::unbounded_channel();
+        let storage = StorageWorker::spawn(parts.store, acks_tx);
+        let (calls_tx, calls) = mpsc::channel(parts.config.max_batch * 16);
+        let status0 = NodeStatus {
+            status: parts.protocol.status(),
+            applied_index: 0,
+            leader_changes: 0,
+            consensus: parts.consensus,
+        };
+        let (status_tx, status) = watch::channel(status0);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let driver = Driver::new(DriverParts {
+            cfg: parts.config,
+            protocol: parts.protocol,
+            service: parts.service,
+            transport: parts.transport,
+            storage,
+            acks,
+            calls,
+            origin: std::time::Instant::now(),
+            client_addrs: Arc::new(parts.client_addrs),
+            status: status_tx,
+            codec: parts.codec,
+        });
+        let task = tokio::spawn(driver.run(shutdown_rx));
+        Node { handle: NodeHandle { calls: calls_tx, status }, shutdown, task: Some(task) }
+    }
+
+    /// A handle for requests and status.
+    #[must_use]
+    pub fn handle(&self) -> NodeHandle<S> {
+        self.handle.clone()
+    }
+
+    /// Stops gracefully: pending requests fail with "unavailable", queued writes finish.
+    ///
+    /// # Errors
+    /// The fatal error the driver stopped with, if it had stopped on its own.
+    pub async fn shutdown(mut self) -> Result<(), DriverError> {
+        let _ = self.shutdown.send(true);
+        match self.task.take() {
+            Some(task) => joined(task.await),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the driver stops by itself (a fatal error); returns at once if it
+    /// already has.
+    ///
+    /// # Errors
+    /// That error.
+    pub async fn wait_finished(&mut self) -> Result<(), DriverError> {
+        match self.task.take() {
+            Some(task) => joined(task.await),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the driver has stopped.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+}

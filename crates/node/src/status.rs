@@ -1,0 +1,3 @@
+//! What a node reports about itself.
+
+pub use ballot_wire::NodeStatus;

@@ -1,0 +1,136 @@
+//! `ballot-sim`: runs seeds of the deterministic simulator and prints a summary, or
+//! replays one seed (optionally with a full trace). Exits non-zero on a violation.
+//!
+//! ```text
+//! ballot-sim --algo raft --seeds 300 --nodes both
+//! ballot-sim --algo multipaxos --seeds 300
+//! ballot-sim --algo synod --seed 42 --nodes 5 --trace
+//! ballot-sim --algo raft --seed 1234 --nodes 5 --trace
+//! ```
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use ballot_sim::paxos::{MultiPaxosAlgorithm, SynodAlgorithm};
+use ballot_sim::raft::RaftAlgorithm;
+use ballot_sim::{DEFAULT_DURATION, RunSpec, RunStats, SimError, Summary, run_many};
+use clap::Parser;
+
+/// The algorithms `--algo` accepts.
+const ALGORITHMS: [&str; 3] = ["raft", "multipaxos", "synod"];
+
+/// Deterministic simulation of ballot's consensus algorithms under faults.
+#[derive(Debug, Parser)]
+#[command(name = "ballot-sim", version, about)]
+struct Args {
+    /// The algorithm to simulate.
+    #[arg(long, default_value = "raft", value_parser = ALGORITHMS)]
+    algo: String,
+    /// Replay this one seed (prints the violation, if any, in full).
+    #[arg(long, conflicts_with_all = ["seeds", "start"])]
+    seed: Option<u64>,
+    /// How many seeds to run.
+    #[arg(long, default_value_t = 100)]
+    seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 1)]
+    start: u64,
+    /// Cluster size: a number of nodes (1 to 64), or `both` for 3 and 5.
+    #[arg(long, default_value = "both")]
+    nodes: String,
+    /// Virtual seconds per seed (the last 13 are for healing and settling).
+    #[arg(long, default_value_t = DEFAULT_DURATION.as_secs())]
+    duration: u64,
+    /// Round-trip every message and durable write through serde (slower).
+    #[arg(long)]
+    serialize: bool,
+    /// With `--seed`: log every simulator event and protocol event to stderr.
+    #[arg(long, requires = "seed")]
+    trace: bool,
+    /// Worker threads (default: the number of CPUs).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.trace {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "ballot_sim=trace,ballot_raft=debug,ballot_paxos=debug".into()),
+            )
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .without_time()
+            .init();
+    }
+    let sizes: Vec<usize> = match args.nodes.as_str() {
+        "both" => vec![3, 5],
+        n => vec![n.parse().with_context(|| format!("--nodes {n:?}: expected a number of nodes or `both`"))?],
+    };
+    if sizes.iter().any(|&n| !(1..=64).contains(&n)) {
+        bail!("--nodes {}: the simulator runs clusters of 1 to 64 nodes", args.nodes);
+    }
+    if args.duration < 14 || args.duration > 24 * 3600 {
+        bail!(
+            "--duration {}: expected 14 to 86400 virtual seconds (13 are used for healing and settling)",
+            args.duration
+        );
+    }
+    let seeds: Vec<u64> = match args.seed {
+        Some(s) => vec![s],
+        None => (args.start..args.start.saturating_add(args.seeds)).collect(),
+    };
+    let duration = Duration::from_secs(args.duration);
+    let specs: Vec<RunSpec> = seeds
+        .iter()
+        .flat_map(|&seed| sizes.iter().map(move |&nodes| RunSpec { seed, nodes, duration, serialize: args.serialize }))
+        .collect();
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    eprintln!(
+        "ballot-sim: {} run(s) of {} ({} seed(s) x {:?} nodes, {} virtual s each) on {} thread(s)",
+        specs.len(),
+        args.algo,
+        seeds.len(),
+        sizes,
+        args.duration,
+        threads
+    );
+
+    let done = AtomicU64::new(0);
+    let total = specs.len() as u64;
+    let progress = |spec: &RunSpec, result: &Result<RunStats, SimError>| {
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Err(e) = result {
+            eprintln!("\nseed {} ({} nodes) FAILED:\n{e}", spec.seed, spec.nodes);
+        } else if total > 1 && (n.is_multiple_of(10) || n == total) {
+            eprint!("\r{n}/{total} runs done");
+            let _ = std::io::stderr().flush();
+        }
+    };
+    let summary: Summary = match args.algo.as_str() {
+        "raft" => run_many(RaftAlgorithm::default, &specs, threads, &progress),
+        "multipaxos" => run_many(MultiPaxosAlgorithm::default, &specs, threads, &progress),
+        "synod" => run_many(SynodAlgorithm::default, &specs, threads, &progress),
+        other => bail!(SimError::UnknownAlgorithm(other.to_owned(), "raft, multipaxos, synod")),
+    };
+    eprintln!();
+    println!("seeds:               {} ({} runs, nodes {:?})", seeds.len(), specs.len(), sizes);
+    println!("{}", summary.stats);
+    println!("wall time:           {:.1} s", summary.wall.as_secs_f64());
+    for (spec, e) in &summary.errors {
+        println!("seed {} ({} nodes) could not run: {e}", spec.seed, spec.nodes);
+    }
+    if summary.passed() {
+        println!("result:              all {} runs passed", specs.len());
+        return Ok(());
+    }
+    println!("result:              {} violation(s)", summary.violations.len() + summary.errors.len());
+    for v in &summary.violations {
+        println!("\n{v}");
+    }
+    std::process::exit(1);
+}

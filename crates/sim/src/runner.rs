@@ -1,0 +1,132 @@
+//! Running seeds: one, or many in parallel, with a summary.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::algorithm::Algorithm;
+use crate::report::RunStats;
+use crate::sim::{SimConfig, Simulation};
+use crate::{SimError, Violation};
+
+/// The virtual time one seed simulates unless told otherwise.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(30);
+
+/// What identifies a randomized run: replaying the same spec replays the same run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunSpec {
+    /// The seed.
+    pub seed: u64,
+    /// Cluster size.
+    pub nodes: usize,
+    /// Virtual time to simulate.
+    pub duration: Duration,
+    /// Round-trip messages and durable state through serde.
+    pub serialize: bool,
+}
+
+impl RunSpec {
+    /// Seed `seed` on `nodes` nodes for [`DEFAULT_DURATION`], without serialization.
+    #[must_use]
+    pub fn new(seed: u64, nodes: usize) -> Self {
+        RunSpec { seed, nodes, duration: DEFAULT_DURATION, serialize: false }
+    }
+
+    /// The command that replays this run.
+    #[must_use]
+    pub fn replay_command(&self, algo: &str) -> String {
+        let mut cmd = format!("cargo xtask sim --algo {algo} --seed {} --nodes {}", self.seed, self.nodes);
+        if self.duration != DEFAULT_DURATION {
+            cmd.push_str(&format!(" --duration {}", self.duration.as_secs()));
+        }
+        if self.serialize {
+            cmd.push_str(" --serialize");
+        }
+        cmd
+    }
+
+    /// The randomized configuration of this run for an algorithm that does (or does not)
+    /// support administrative actions.
+    #[must_use]
+    pub fn config(&self, algo: &str, admin: bool) -> SimConfig {
+        let mut cfg = SimConfig::randomized(self.seed, self.nodes, self.duration, admin);
+        cfg.serialize = self.serialize;
+        cfg.replay = self.replay_command(algo);
+        cfg
+    }
+}
+
+/// Runs one randomized seed of `algo` to the end, with every check: the seed's
+/// [`SimConfig::randomized`] configuration, adapted by [`Algorithm::shape_run`].
+///
+/// # Errors
+/// [`SimError::Violation`] if a checker fires; setup errors otherwise.
+pub fn run_spec<A: Algorithm>(algo: A, spec: &RunSpec) -> Result<RunStats, SimError> {
+    let mut cfg = spec.config(algo.name(), algo.supports_admin());
+    algo.shape_run(&mut cfg);
+    Simulation::new(algo, cfg)?.run().map_err(SimError::Violation)
+}
+
+/// The outcome of many runs.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Figures merged over the runs that passed.
+    pub stats: RunStats,
+    /// Violations found, in spec order.
+    pub violations: Vec<Violation>,
+    /// Runs that could not be set up, in spec order.
+    pub errors: Vec<(RunSpec, SimError)>,
+    /// Wall-clock time taken.
+    pub wall: Duration,
+}
+
+impl Summary {
+    /// Whether every run passed.
+    #[must_use]
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty() && self.errors.is_empty()
+    }
+}
+
+/// Runs every spec with an algorithm from `make`, on `threads` threads; `on_done` is
+/// called as each run ends (in completion order). The summary is the same whatever the
+/// thread count.
+pub fn run_many<A, F>(
+    make: F,
+    specs: &[RunSpec],
+    threads: usize,
+    on_done: &(dyn Fn(&RunSpec, &Result<RunStats, SimError>) + Sync),
+) -> Summary
+where
+    A: Algorithm,
+    F: Fn() -> A + Sync,
+{
+    let started = std::time::Instant::now();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, Result<RunStats, SimError>)>> = Mutex::new(Vec::with_capacity(specs.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, 64) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(spec) = specs.get(i) else { break };
+                    let result = run_spec(make(), spec);
+                    on_done(spec, &result);
+                    results.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((i, result));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    results.sort_by_key(|(i, _)| *i);
+    let mut summary = Summary::default();
+    for (i, result) in results {
+        match result {
+            Ok(stats) => summary.stats.merge(&stats),
+            Err(SimError::Violation(v)) => summary.violations.push(*v),
+            Err(e) => summary.errors.push((specs[i], e)),
+        }
+    }
+    summary.wall = started.elapsed();
+    summary
+}

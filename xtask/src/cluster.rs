@@ -1,0 +1,82 @@
+//! Building the binaries and driving the `ballot` CLI: what `cluster` and `demo` stand on.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::{cargo, run};
+
+/// Builds every binary of the workspace (dev profile, the one the tests use, so the
+/// RocksDB build is shared) and returns the directory holding them.
+pub fn build_bins() -> Result<PathBuf> {
+    crate::prereqs::ensure()?;
+    let mut c = cargo();
+    c.args(["build", "--workspace", "--bins", "--locked"]);
+    run(c)?;
+    Ok(target_dir()?.join("debug"))
+}
+
+/// The build directory, as cargo resolves it (`CARGO_TARGET_DIR`, `.cargo/config.toml`).
+pub fn target_dir() -> Result<PathBuf> {
+    let out = cargo().args(["metadata", "--format-version", "1", "--no-deps"]).output()?;
+    if !out.status.success() {
+        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let meta: Value = serde_json::from_slice(&out.stdout)?;
+    Ok(PathBuf::from(meta["target_directory"].as_str().context("no target_directory")?))
+}
+
+/// Runs the `ballot` CLI.
+pub struct Cli {
+    pub binary: PathBuf,
+    pub endpoints: String,
+    pub cert_dir: PathBuf,
+}
+
+impl Cli {
+    pub fn new(bin_dir: &Path) -> Self {
+        Cli { binary: bin_dir.join("ballot"), endpoints: String::new(), cert_dir: PathBuf::new() }
+    }
+
+    /// A command for the CLI with this cluster's endpoints and certificates.
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut c = Command::new(&self.binary);
+        c.args(args).env("BALLOT_ENDPOINTS", &self.endpoints).env("BALLOT_CERT_DIR", &self.cert_dir);
+        c
+    }
+
+    /// Runs it, echoing the command line and its output; fails if it fails.
+    pub fn show(&self, args: &[&str]) -> Result<String> {
+        println!("$ ballot {}", args.join(" "));
+        let out = self.output(args)?;
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        if !out.status.success() {
+            bail!("`ballot {}` failed", args.join(" "));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs it quietly.
+    pub fn output(&self, args: &[&str]) -> Result<Output> {
+        self.command(args).stdin(Stdio::null()).output().with_context(|| format!("running {}", self.binary.display()))
+    }
+
+    /// Runs it with `--output json` and parses stdout.
+    pub fn json(&self, args: &[&str]) -> Result<Value> {
+        let mut all = vec!["--output", "json"];
+        all.extend_from_slice(args);
+        let out = self.output(&all)?;
+        if !out.status.success() {
+            bail!("`ballot {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        }
+        serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("parsing the output of `ballot {}`", args.join(" ")))
+    }
+}

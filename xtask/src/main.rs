@@ -1,0 +1,157 @@
+//! ballot's build runner. `cargo xtask test` is the one test command (CI runs it);
+//! `cargo xtask --help` lists the rest.
+
+mod boundary;
+mod cluster;
+mod demo;
+mod prereqs;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "ballot's build runner")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The whole check: system prerequisites, rustfmt, clippy, the dependency boundary
+    /// and every test. This is what CI runs.
+    Test,
+    /// Same as `test`.
+    Ci,
+    /// Only the dependency-boundary check (sans-IO crates must not reach tokio, quinn or rocksdb).
+    Boundary,
+    /// The README's main job: builds, starts a 3-node database cluster, writes and reads,
+    /// kills the leader under load, restarts it, shows a config watch surviving failover
+    /// and election fencing tokens increasing, then tears everything down.
+    Demo,
+    /// Local clusters in the background: `cargo xtask cluster up --service kv --nodes 3`.
+    Cluster {
+        /// up, down or status.
+        action: String,
+        /// kv, config or election.
+        #[arg(long, default_value = "kv")]
+        service: String,
+        /// How many nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: u32,
+        /// raft or multipaxos.
+        #[arg(long, default_value = "raft")]
+        consensus: String,
+    },
+    /// Runs the deterministic simulator (release build): `cargo xtask sim --algo raft --seeds 300`.
+    /// Arguments are passed to `ballot-sim`; see `cargo xtask sim --help`.
+    Sim {
+        /// Arguments for ballot-sim.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+/// Runs one named step, timing it; fails with the step's name.
+fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    eprintln!("==> {name}");
+    let start = Instant::now();
+    let r = f().with_context(|| format!("step `{name}` failed"));
+    eprintln!("    {name}: {} in {:.1?}", if r.is_ok() { "ok" } else { "FAILED" }, start.elapsed());
+    r
+}
+
+fn run(mut cmd: Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} exited with {status}");
+    }
+    Ok(())
+}
+
+fn boundary() -> Result<()> {
+    let violations = boundary::check_workspace(&workspace_root(), true)?;
+    if violations.is_empty() {
+        eprintln!("    no path from {} to {}", boundary::GUARDED.join(", "), boundary::FORBIDDEN.join(", "));
+        return Ok(());
+    }
+    for v in &violations {
+        eprintln!("    forbidden dependency: {}", v.chain.join(" -> "));
+    }
+    bail!("{} sans-IO crate(s) depend on IO crates; they must stay free of them", violations.len());
+}
+
+fn test() -> Result<()> {
+    let start = Instant::now();
+    step("system prerequisites (libclang, C++ compiler)", prereqs::ensure)?;
+    step("rustfmt", || {
+        let mut c = cargo();
+        c.args(["fmt", "--all", "--check"]);
+        run(c)
+    })?;
+    step("clippy", || {
+        let mut c = cargo();
+        c.args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]);
+        run(c)
+    })?;
+    step("dependency boundary", boundary)?;
+    step("tests", || {
+        let mut c = cargo();
+        c.args(["test", "--workspace", "--locked", "--no-fail-fast"]);
+        run(c)
+    })?;
+    eprintln!("==> all checks passed in {:.1?}", start.elapsed());
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Test | Cmd::Ci => test(),
+        Cmd::Boundary => step("dependency boundary", boundary),
+        Cmd::Demo => demo::demo(),
+        Cmd::Cluster { action, service, nodes, consensus } => {
+            let bin_dir = cluster::build_bins()?;
+            let dir = cluster::target_dir()?.join("ballot-cluster").join(&service);
+            let dir = dir.to_string_lossy().into_owned();
+            let cli = cluster::Cli::new(&bin_dir);
+            match action.as_str() {
+                "up" => cli.show(&[
+                    "cluster",
+                    "up",
+                    "--service",
+                    &service,
+                    "--nodes",
+                    &nodes.to_string(),
+                    "--consensus",
+                    &consensus,
+                    "--dir",
+                    &dir,
+                ]),
+                "down" => cli.show(&["cluster", "down", "--dir", &dir]),
+                "status" => cli.show(&["cluster", "status", "--dir", &dir]),
+                other => bail!("unknown action {other:?}: use up, down or status"),
+            }
+            .map(|_| ())
+        }
+        Cmd::Sim { args } => {
+            let mut c = cargo();
+            c.args(["run", "--quiet", "--release", "--locked", "-p", "ballot-sim", "--"]).args(args);
+            run(c)
+        }
+    }
+}

@@ -27,7 +27,9 @@ fn runtime() -> tokio::runtime::Runtime {
 async fn leader(cfg: &ConfigClient) -> NodeId {
     for _ in 0..100 {
         for (_, s) in cfg.client().statuses().await {
-            if let Ok(s) = s.filter(|s| s.status.role == Role::Leader) {
+            if let Ok(s) = s
+                && s.status.role == Role::Leader
+            {
                 return s.status.id;
             }
         }

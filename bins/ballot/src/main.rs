@@ -420,6 +420,16 @@ fn cluster(cmd: ClusterCmd, out: &Output) -> Result<()> {
 }
 
 async fn kv(cmd: KvCmd, g: &Global, out: &Output) -> Result<()> {
+    if let KvCmd::Cas {
+        expect_value: None,
+        expect_version: None,
+        expect_mod_revision: None,
+        expect_absent: false,
+        ..
+    } = cmd
+    {
+        bail!("give a condition: --expect-value, --expect-version, --expect-mod-revision or --expect-absent");
+    }
     let kv = KvClient::connect(client_config(g)?).await?;
     match cmd {
         KvCmd::Put { key, value } => {
@@ -591,6 +601,21 @@ async fn election(cmd: ElectionCmd, g: &Global, out: &Output) -> Result<()> {
     Ok(())
 }
 
+/// The error and its causes, each once (many errors already quote their source).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if !text.contains(&msg) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&msg);
+        }
+    }
+    text
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -607,7 +632,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }

@@ -259,13 +259,31 @@ impl<S: StateMachine> Client<S> {
         *self.inner.preferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = addr;
     }
 
-    async fn attempt(&self, addr: SocketAddr, frame: bytes::Bytes) -> Result<Response<Reply<S>>, Error> {
-        let session = self.session(addr).await?;
-        match session.request(frame).await {
-            Ok(bytes) => Ok(self.inner.codec.decode(&bytes)?),
-            Err(e) => {
+    /// One try at one node within `budget`: connecting and the request each get it.
+    /// A node that cannot be connected to is [`Error::Unreachable`]; one that took the
+    /// request but did not answer is a server-side [`ClientError::Timeout`] (the request
+    /// may have taken effect).
+    async fn attempt(
+        &self,
+        addr: SocketAddr,
+        frame: bytes::Bytes,
+        budget: Duration,
+    ) -> Result<Response<Reply<S>>, Error> {
+        let session = match tokio::time::timeout(budget, self.session(addr)).await {
+            Ok(session) => session?,
+            Err(_) => {
+                return Err(Error::Unreachable { endpoints: addr.to_string(), last: "connecting timed out".into() });
+            }
+        };
+        match tokio::time::timeout(budget, session.request(frame)).await {
+            Ok(Ok(bytes)) => Ok(self.inner.codec.decode(&bytes)?),
+            Ok(Err(e)) => {
                 self.forget(addr).await;
                 Err(e.into())
+            }
+            Err(_) => {
+                self.forget(addr).await;
+                Err(Error::Server(ClientError::Timeout))
             }
         }
     }
@@ -289,26 +307,23 @@ impl<S: StateMachine> Client<S> {
             }
             let addr = queue[next % queue.len()];
             let left = deadline.saturating_duration_since(Instant::now());
-            let outcome = tokio::time::timeout(cfg.attempt_timeout.min(left), self.attempt(addr, frame.clone())).await;
-            match outcome {
-                Err(_) => {
-                    // The node did not answer in time; the session makes a retry safe.
-                    last = Some(Error::Server(ClientError::Timeout));
-                    self.forget(addr).await;
+            match self.attempt(addr, frame.clone(), cfg.attempt_timeout.min(left)).await {
+                Err(e @ (Error::Decode(_) | Error::Config(_))) => return Err(e),
+                Err(e) => {
+                    // A node that took the request but timed out is the more telling
+                    // error; the session makes the retry safe.
+                    if !(matches!(e, Error::Unreachable { .. }) && matches!(last, Some(Error::Server(_)))) {
+                        last = Some(e);
+                    }
                     next += 1;
                 }
-                Ok(Err(e @ (Error::Decode(_) | Error::Config(_)))) => return Err(e),
-                Ok(Err(e)) => {
-                    last = Some(e);
-                    next += 1;
-                }
-                Ok(Ok(Response { result: Ok(reply), .. })) => {
+                Ok(Response { result: Ok(reply), .. }) => {
                     if only.is_none() {
                         self.prefer(Some(addr));
                     }
                     return Ok(reply);
                 }
-                Ok(Ok(Response { result: Err(e), .. })) => {
+                Ok(Response { result: Err(e), .. }) => {
                     if !e.is_retryable() {
                         return Err(Error::Server(e));
                     }

@@ -33,7 +33,7 @@ impl<E: LogEntry, H> VecLog<E, H> {
     /// Applies `batch` (snapshot, truncation, entries, compaction, hard state, in that order).
     pub fn write(&mut self, batch: Persist<E, H>) {
         if let Some(s) = batch.snapshot {
-            self.snapshot = Some(s);
+            self.snapshot = Some(*s);
         }
         if let Some(from) = batch.truncate_from {
             let keep = from.saturating_sub(self.first);

@@ -165,6 +165,17 @@ impl<R: Replica> Cluster<R> {
     }
 }
 
+/// The counters when the measurement started.
+struct Mark {
+    /// Commands the leader had applied.
+    applied: u64,
+    messages: u64,
+    writes: u64,
+    rounds: u64,
+    wall: std::time::Instant,
+    cpu: Option<Duration>,
+}
+
 /// Builds a cluster of `S`, elects a leader, warms up and measures `settings.entries`
 /// commands; see the crate documentation for the rules.
 ///
@@ -191,7 +202,7 @@ pub fn run_system<S: System>(kind: SystemKind, settings: &Settings) -> Report {
     let size = settings.command_size;
     let mut proposed: u64 = 0;
     let mut limit = u64::MAX; // stop proposing here once the measurement is under way
-    let mut start: Option<(u64, u64, u64, u64, std::time::Instant, Option<Duration>)> = None;
+    let mut start: Option<Mark> = None;
     let mut compacted: u64 = 0;
     let mut last_progress = (c.rounds, 0u64);
     loop {
@@ -216,24 +227,28 @@ pub fn run_system<S: System>(kind: SystemKind, settings: &Settings) -> Report {
         let leader_applied = c.counters[leader].applied;
         if start.is_none() && leader_applied >= settings.warmup {
             limit = leader_applied + settings.entries;
-            start =
-                Some((leader_applied, c.messages, c.writes(), c.rounds, std::time::Instant::now(), cpu::thread_time()));
+            start = Some(Mark {
+                applied: leader_applied,
+                messages: c.messages,
+                writes: c.writes(),
+                rounds: c.rounds,
+                wall: std::time::Instant::now(),
+                cpu: cpu::thread_time(),
+            });
         }
         let min_applied = c.min_applied();
-        if let Some((first, messages0, writes0, rounds0, wall0, cpu0)) = start
-            && min_applied >= first + settings.entries
+        if let Some(m) = &start
+            && min_applied >= m.applied + settings.entries
         {
-            let wall = wall0.elapsed();
-            let cpu = cpu::thread_time().zip(cpu0).map(|(b, a)| b.saturating_sub(a));
             return Report {
                 system: kind,
                 settings: settings.clone(),
                 entries: settings.entries,
-                wall,
-                cpu,
-                messages: c.messages - messages0,
-                writes: c.writes() - writes0,
-                rounds: c.rounds - rounds0,
+                wall: m.wall.elapsed(),
+                cpu: cpu::thread_time().zip(m.cpu).map(|(now, then)| now.saturating_sub(then)),
+                messages: c.messages - m.messages,
+                writes: c.writes() - m.writes,
+                rounds: c.rounds - m.rounds,
             };
         }
         if settings.compact_every > 0 && min_applied >= compacted + settings.compact_every {

@@ -21,6 +21,7 @@
 //! # Ok::<(), ballot_core::StorageError>(())
 //! ```
 
+mod group_commit;
 mod id;
 mod membership;
 mod protocol;
@@ -33,6 +34,7 @@ mod transport;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use group_commit::{Ack, GroupCommit, GroupCommitOptions};
 pub use id::{NodeId, ParseNodeIdError, PersistId, ProposalId, ReadId};
 pub use membership::Membership;
 pub use protocol::{

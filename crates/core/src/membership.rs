@@ -72,18 +72,39 @@ impl Membership {
     /// each voter's value by `value_of`. This is how a leader finds the commit index from
     /// its followers' match indexes. Returns 0 when there are no voters.
     pub fn quorum_min(&self, mut value_of: impl FnMut(NodeId) -> u64) -> u64 {
-        let half = |set: &BTreeSet<NodeId>, value_of: &mut dyn FnMut(NodeId) -> u64| {
-            if set.is_empty() {
-                return u64::MAX;
-            }
-            let mut values: Vec<u64> = set.iter().map(|&n| value_of(n)).collect();
-            values.sort_unstable_by(|a, b| b.cmp(a));
-            values[set.len() / 2]
-        };
         if self.voters.is_empty() {
             return 0;
         }
-        half(&self.voters, &mut value_of).min(half(&self.outgoing, &mut value_of))
+        let incoming = majority_value(&self.voters, &mut value_of);
+        if self.outgoing.is_empty() { incoming } else { incoming.min(majority_value(&self.outgoing, &mut value_of)) }
+    }
+}
+
+/// Voter sets up to this size are handled on the stack (no allocation per call: leaders
+/// call [`Membership::quorum_min`] on every acknowledgement).
+const STACK_VOTERS: usize = 16;
+
+/// The greatest value a majority of `set` has reached: the `len / 2`-th largest. `set`
+/// must not be empty.
+fn majority_value(set: &BTreeSet<NodeId>, value_of: &mut impl FnMut(NodeId) -> u64) -> u64 {
+    let n = set.len();
+    // Descending order: the value at `n / 2` is held by `n / 2 + 1` voters, a majority.
+    if n <= STACK_VOTERS {
+        // Insertion sort: a handful of values, no allocation.
+        let mut sorted = [0u64; STACK_VOTERS];
+        for (len, &id) in set.iter().enumerate() {
+            let v = value_of(id);
+            let mut i = len;
+            while i > 0 && sorted[i - 1] < v {
+                sorted[i] = sorted[i - 1];
+                i -= 1;
+            }
+            sorted[i] = v;
+        }
+        sorted[n / 2]
+    } else {
+        let mut values: Vec<u64> = set.iter().map(|&id| value_of(id)).collect();
+        *values.select_nth_unstable_by(n / 2, |a, b| b.cmp(a)).1
     }
 }
 
@@ -126,6 +147,38 @@ mod tests {
         assert_eq!(m.quorum_min(|n| n.0 * 10), 20);
         assert!(m.is_learner(NodeId(6)) && !m.is_voter(NodeId(6)));
         assert_eq!(m.members().len(), 6);
+    }
+
+    #[test]
+    fn quorum_min_matches_sorting() {
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for n in 1..=20u64 {
+            for _ in 0..50 {
+                let values: Vec<u64> = (0..n)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x % 8
+                    })
+                    .collect();
+                let m = Membership::new((0..n).map(NodeId));
+                let mut sorted = values.clone();
+                sorted.sort_unstable_by(|a, b| b.cmp(a));
+                assert_eq!(m.quorum_min(|id| values[id.0 as usize]), sorted[values.len() / 2], "{values:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn quorum_min_of_large_sets() {
+        // Beyond the stack buffer: 21 voters, a majority of 11 has reached 10 and above.
+        let m = Membership::new((1..=21).map(NodeId));
+        assert_eq!(m.quorum_min(|n| n.0), 11);
+        let m = Membership::new((1..=16).map(NodeId));
+        assert_eq!(m.quorum_min(|n| n.0), 8);
+        let m = Membership { voters: ids(&[1, 2, 3]), outgoing: (1..=21).map(NodeId).collect(), learners: ids(&[]) };
+        assert_eq!(m.quorum_min(|n| n.0), 2);
     }
 
     #[test]

@@ -158,8 +158,9 @@ pub enum Output<M, E, H> {
 pub struct Persist<E, H> {
     /// Acknowledge with [`Protocol::persisted`] once durable.
     pub id: PersistId,
-    /// Replace the stored snapshot.
-    pub snapshot: Option<Snapshot>,
+    /// Replace the stored snapshot. Boxed: snapshots are rare and every other batch (and
+    /// every [`Output`] carrying one) would otherwise pay for the inline space.
+    pub snapshot: Option<Box<Snapshot>>,
     /// Delete every entry with index `>=` this first (a conflicting suffix).
     pub truncate_from: Option<u64>,
     /// Insert or overwrite these entries, keyed by [`LogEntry::index`].
@@ -227,8 +228,9 @@ pub enum Apply {
         index: u64,
     },
     /// Replace the whole service state with this snapshot (a lagging replica caught up
-    /// by snapshot, or a restart from one).
-    Restore(Snapshot),
+    /// by snapshot, or a restart from one). Boxed, so that the frequent variants (and
+    /// the [`Output`]s carrying them) stay small.
+    Restore(Box<Snapshot>),
 }
 
 impl Apply {

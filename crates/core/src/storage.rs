@@ -24,7 +24,7 @@ impl<E, H> Default for Recovered<E, H> {
 }
 
 /// Errors from a [`LogStore`].
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StorageError {
     /// The underlying medium failed (disk error, RocksDB error). The node must stop:
     /// it can no longer promise durability.
@@ -132,7 +132,7 @@ pub fn apply_persist<E: LogEntry, H: Clone>(
     entries: &mut BTreeMap<u64, E>,
 ) {
     if let Some(s) = &batch.snapshot {
-        *snapshot = Some(s.clone());
+        *snapshot = Some(Snapshot::clone(s));
     }
     if let Some(from) = batch.truncate_from {
         entries.split_off(&from);

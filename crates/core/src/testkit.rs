@@ -126,7 +126,7 @@ fn compaction_keeps_snapshot_and_suffix<S: LogStore<TestEntry, TestHardState>>(m
         b.entries = (1..=80).map(|i| entry(i, 3)).collect();
         s.write(&[b]).expect("write");
         let mut b = batch(2);
-        b.snapshot = Some(snap.clone());
+        b.snapshot = Some(Box::new(snap.clone()));
         b.compact_to = Some(50);
         s.write(&[b]).expect("write");
     }
@@ -138,7 +138,8 @@ fn compaction_keeps_snapshot_and_suffix<S: LogStore<TestEntry, TestHardState>>(m
     {
         let mut s = open();
         let mut b = batch(1);
-        b.snapshot = Some(Snapshot { meta: SnapshotMeta { index: 200, ..snap.meta.clone() }, data: Bytes::new() });
+        b.snapshot =
+            Some(Box::new(Snapshot { meta: SnapshotMeta { index: 200, ..snap.meta.clone() }, data: Bytes::new() }));
         b.truncate_from = Some(201);
         b.compact_to = Some(200);
         s.write(&[b]).expect("write");
@@ -186,7 +187,7 @@ fn large_entries_and_snapshot_round_trip<S: LogStore<TestEntry, TestHardState>>(
         let mut s = open();
         let mut b = batch(1);
         b.entries = vec![TestEntry { index: 1, term: 1, data: big.slice(..1_000_000) }];
-        b.snapshot = Some(Snapshot { meta: SnapshotMeta::default(), data: big.clone() });
+        b.snapshot = Some(Box::new(Snapshot { meta: SnapshotMeta::default(), data: big.clone() }));
         s.write(&[b]).expect("write");
     }
     let r = open().recover().expect("recover");

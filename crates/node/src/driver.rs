@@ -5,8 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ballot_core::GroupCommit;
 use ballot_core::service::{Command, Route, SessionCheck, SessionTable, StateMachine};
-use ballot_core::{Apply, Event, Incoming, Instant, Output, PersistId, ProposalId, Protocol, ReadId, Role, Transport};
+use ballot_core::{
+    Ack, Apply, Event, Incoming, Instant, LogStore, Output, PersistId, ProposalId, Protocol, ReadId, Role, Transport,
+};
 use ballot_wire::{ClientError, Codec};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -14,7 +17,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::metrics as m;
 use crate::status::NodeStatus;
-use crate::storage_worker::{Ack, StorageWorker};
 
 /// Tuning of the driver.
 #[derive(Clone, Debug)]
@@ -105,14 +107,14 @@ pub enum DriverError {
 }
 
 /// Runs one replica. Owned by one tokio task; see [`crate::Node`] for the public face.
-pub(crate) struct Driver<P: Protocol, S: StateMachine> {
+pub(crate) struct Driver<P: Protocol, S: StateMachine, L> {
     cfg: DriverConfig,
     protocol: P,
     service: S,
     sessions: SessionTable<S::Response>,
     transport: Arc<dyn Transport>,
     codec: Codec,
-    storage: StorageWorker<P::Entry, P::HardState>,
+    storage: GroupCommit<P::Entry, P::HardState, L>,
     acks: mpsc::UnboundedReceiver<Ack>,
     calls: mpsc::Receiver<Call<S>>,
     origin: std::time::Instant,
@@ -130,12 +132,12 @@ pub(crate) struct Driver<P: Protocol, S: StateMachine> {
 }
 
 /// Everything a driver is built from.
-pub(crate) struct DriverParts<P: Protocol, S: StateMachine> {
+pub(crate) struct DriverParts<P: Protocol, S: StateMachine, L> {
     pub cfg: DriverConfig,
     pub protocol: P,
     pub service: S,
     pub transport: Arc<dyn Transport>,
-    pub storage: StorageWorker<P::Entry, P::HardState>,
+    pub storage: GroupCommit<P::Entry, P::HardState, L>,
     pub acks: mpsc::UnboundedReceiver<Ack>,
     pub calls: mpsc::Receiver<Call<S>>,
     pub origin: std::time::Instant,
@@ -144,8 +146,8 @@ pub(crate) struct DriverParts<P: Protocol, S: StateMachine> {
     pub codec: Codec,
 }
 
-impl<P: Protocol, S: StateMachine> Driver<P, S> {
-    pub(crate) fn new(parts: DriverParts<P, S>) -> Self {
+impl<P: Protocol, S: StateMachine, L: LogStore<P::Entry, P::HardState> + 'static> Driver<P, S, L> {
+    pub(crate) fn new(parts: DriverParts<P, S, L>) -> Self {
         let sessions = SessionTable::new(parts.cfg.session_capacity);
         Driver {
             protocol: parts.protocol,
@@ -202,7 +204,7 @@ impl<P: Protocol, S: StateMachine> Driver<P, S> {
             match wake {
                 Wake::Shutdown | Wake::Call(None) => break,
                 Wake::Ack(Some(Ok(id))) => self.on_persisted(id),
-                Wake::Ack(Some(Err(e))) => self.failed = Some(DriverError::Storage(e)),
+                Wake::Ack(Some(Err(e))) => self.failed = Some(DriverError::Storage(e.to_string())),
                 Wake::Ack(None) => self.failed = Some(DriverError::Storage("the storage thread stopped".into())),
                 Wake::Frame(Ok(incoming)) => self.on_frame(incoming),
                 Wake::Frame(Err(_)) => self.failed = Some(DriverError::TransportClosed),
@@ -447,8 +449,8 @@ impl<P: Protocol, S: StateMachine> Driver<P, S> {
             match output {
                 Output::Send { to, message } => self.send(to, &message),
                 Output::Persist(batch) => {
-                    if !self.storage.submit(batch) {
-                        self.failed.get_or_insert(DriverError::Storage("the storage thread stopped".into()));
+                    if let Err(e) = self.storage.submit(batch) {
+                        self.failed.get_or_insert(DriverError::Storage(e.to_string()));
                     }
                 }
                 Output::Apply(item) => self.apply(item),

@@ -15,7 +15,6 @@ mod driver;
 pub mod metrics;
 mod node;
 mod status;
-mod storage_worker;
 
 pub use driver::{DriverConfig, DriverError, WatchItem};
 pub use node::{Node, NodeHandle, NodeParts};

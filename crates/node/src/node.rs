@@ -11,7 +11,6 @@ use tokio::task::JoinHandle;
 
 use crate::driver::{Call, Driver, DriverConfig, DriverError, DriverParts, WatchItem};
 use crate::status::NodeStatus;
-use crate::storage_worker::StorageWorker;
 
 /// A handle to a running replica: submit requests, open watches, and follow its view of
 /// the cluster (the seed's `get_current_leader`, `is_leader` and leader-change
@@ -126,13 +125,22 @@ fn joined(r: Result<Result<(), DriverError>, tokio::task::JoinError>) -> Result<
 
 impl<S: StateMachine> Node<S> {
     /// Starts the replica on the current tokio runtime.
-    pub fn start<P, L>(parts: NodeParts<P, S, L>) -> Node<S>
+    ///
+    /// # Errors
+    /// [`DriverError::Storage`] if the storage writer thread cannot start.
+    pub fn start<P, L>(parts: NodeParts<P, S, L>) -> Result<Node<S>, DriverError>
     where
         P: Protocol + Send + 'static,
         L: LogStore<P::Entry, P::HardState> + 'static,
     {
         let (acks_tx, acks) = mpsc::unbounded_channel();
-        let storage = StorageWorker::spawn(parts.store, acks_tx);
+        // A deep queue: the driver blocks on a full one (backpressure), which at this
+        // depth means the disk is far behind.
+        let options = ballot_core::GroupCommitOptions::new().queue_capacity(1 << 16).max_group(4096);
+        let storage = ballot_core::GroupCommit::spawn_with(parts.store, options, move |ack| {
+            let _ = acks_tx.send(ack);
+        })
+        .map_err(|e| DriverError::Storage(e.to_string()))?;
         let (calls_tx, calls) = mpsc::channel(parts.config.max_batch * 16);
         let status0 = NodeStatus {
             status: parts.protocol.status(),
@@ -156,7 +164,7 @@ impl<S: StateMachine> Node<S> {
             codec: parts.codec,
         });
         let task = tokio::spawn(driver.run(shutdown_rx));
-        Node { handle: NodeHandle { calls: calls_tx, status }, shutdown, task: Some(task) }
+        Ok(Node { handle: NodeHandle { calls: calls_tx, status }, shutdown, task: Some(task) })
     }
 
     /// A handle for requests and status.

@@ -79,7 +79,7 @@ impl Cluster {
                 config.heartbeat_interval = Duration::from_millis(30);
                 let raft =
                     ballot_raft::Raft::new(config, membership, recovered, rng, ballot_core::Instant::ZERO).unwrap();
-                Node::start(parts(id, raft, store, &self.net))
+                Node::start(parts(id, raft, store, &self.net)).unwrap()
             }
             Kind::MultiPaxos => {
                 let mut store = self.paxos_stores.entry(id).or_default().clone();
@@ -91,7 +91,7 @@ impl Cluster {
                 let paxos =
                     ballot_paxos::MultiPaxos::new(config, membership, recovered, rng, ballot_core::Instant::ZERO)
                         .unwrap();
-                Node::start(parts(id, paxos, store, &self.net))
+                Node::start(parts(id, paxos, store, &self.net)).unwrap()
             }
         };
         self.nodes.insert(id, node);

@@ -11,9 +11,20 @@ use std::collections::VecDeque;
 
 use ballot_core::{NodeId, Output, Persist, PersistId};
 
+/// A queue of outputs.
+pub(crate) type Queue<M, E, H> = VecDeque<Output<M, E, H>>;
+
 pub(crate) struct Outbox<M, E, H> {
     id: NodeId,
-    outputs: VecDeque<Output<M, E, H>>,
+    outputs: Queue<M, E, H>,
+    /// Outputs ever queued and ever taken: positions in the queue, for `applies`.
+    queued: u64,
+    taken: u64,
+    /// Place holders for the `Apply` items of decided slots, which the protocol builds
+    /// only when they are polled (so that every committed entry is not built into an
+    /// [`Output`], queued and copied out again): `(position, slot)` stands for the items
+    /// of the slots up to `slot` not out yet, due before the output queued at `position`.
+    applies: VecDeque<(u64, u64)>,
     /// The batch being built; it gets id `next_id` when flushed.
     batch: Persist<E, H>,
     next_id: u64,
@@ -25,6 +36,9 @@ pub(crate) struct Outbox<M, E, H> {
     held: VecDeque<(u64, NodeId, M)>,
     /// Messages to the local node, handled by the protocol after the current input.
     local: VecDeque<M>,
+    /// Entries in the last batch that had any: the capacity a new batch's `entries`
+    /// starts with, instead of growing one push at a time.
+    entries_hint: usize,
 }
 
 impl<M, E, H> std::fmt::Debug for Outbox<M, E, H> {
@@ -43,12 +57,16 @@ impl<M, E, H> Outbox<M, E, H> {
         Outbox {
             id,
             outputs: VecDeque::new(),
+            queued: 0,
+            taken: 0,
+            applies: VecDeque::new(),
             batch: Persist::new(PersistId(1)),
             next_id: 1,
             issued: 0,
             durable: 0,
             held: VecDeque::new(),
             local: VecDeque::new(),
+            entries_hint: 0,
         }
     }
 
@@ -57,7 +75,7 @@ impl<M, E, H> Outbox<M, E, H> {
         if to == self.id {
             self.local.push_back(message);
         } else {
-            self.outputs.push_back(Output::Send { to, message });
+            self.push(Output::Send { to, message });
         }
     }
 
@@ -76,6 +94,33 @@ impl<M, E, H> Outbox<M, E, H> {
         &mut self.batch
     }
 
+    /// Adds an entry to the batch being built; a fresh batch starts with room for as
+    /// many entries as the previous one held.
+    pub(crate) fn push_entry(&mut self, entry: E) {
+        let entries = &mut self.batch.entries;
+        if entries.capacity() == 0 {
+            entries.reserve(self.entries_hint.max(1));
+        }
+        entries.push(entry);
+    }
+
+    /// Adds entries to the batch being built.
+    pub(crate) fn extend_entries(&mut self, entries: impl IntoIterator<Item = E>) {
+        let entries = entries.into_iter();
+        self.reserve_entries(entries.size_hint().0);
+        self.batch.entries.extend(entries);
+    }
+
+    /// Makes room for `additional` more entries in the batch being built.
+    pub(crate) fn reserve_entries(&mut self, additional: usize) {
+        let entries = &mut self.batch.entries;
+        if entries.capacity() == 0 {
+            entries.reserve(additional.max(self.entries_hint));
+        } else {
+            entries.reserve(additional);
+        }
+    }
+
     /// Emits the pending batch, if it writes anything.
     pub(crate) fn flush_persist(&mut self) {
         if self.batch.is_empty() {
@@ -84,8 +129,11 @@ impl<M, E, H> Outbox<M, E, H> {
         let id = self.next_id;
         self.next_id += 1;
         self.issued = id;
+        if !self.batch.entries.is_empty() {
+            self.entries_hint = self.batch.entries.len();
+        }
         let batch = std::mem::replace(&mut self.batch, Persist::new(PersistId(self.next_id)));
-        self.outputs.push_back(Output::Persist(batch));
+        self.push(Output::Persist(batch));
     }
 
     /// Records that batches up to `id` are durable and releases the messages waiting for
@@ -102,10 +150,70 @@ impl<M, E, H> Outbox<M, E, H> {
 
     pub(crate) fn push(&mut self, output: Output<M, E, H>) {
         self.outputs.push_back(output);
+        self.queued += 1;
     }
 
+    /// Queues the `Apply` items of the slots up to `slot` (after those queued before),
+    /// to be built when polled.
+    pub(crate) fn push_apply_up_to(&mut self, slot: u64) {
+        match self.applies.back_mut() {
+            Some((at, upto)) if *at == self.queued => *upto = slot,
+            _ => self.applies.push_back((self.queued, slot)),
+        }
+    }
+
+    /// The next output, unless the queue is empty or `Apply` items are due first (see
+    /// [`front_apply_up_to`](Self::front_apply_up_to)).
     pub(crate) fn pop(&mut self) -> Option<Output<M, E, H>> {
-        self.outputs.pop_front()
+        if self.front_apply_up_to().is_some() {
+            return None;
+        }
+        let o = self.outputs.pop_front()?;
+        self.taken += 1;
+        Some(o)
+    }
+
+    /// The next output; the caller checked that no `Apply` items are due first.
+    pub(crate) fn pop_unchecked(&mut self) -> Option<Output<M, E, H>> {
+        let o = self.outputs.pop_front()?;
+        self.taken += 1;
+        Some(o)
+    }
+
+    /// The slot up to which `Apply` items are due next, if they come before any output.
+    pub(crate) fn front_apply_up_to(&self) -> Option<u64> {
+        self.applies.front().filter(|(at, _)| *at == self.taken).map(|&(_, upto)| upto)
+    }
+
+    /// Drops the place holder due next (its items were all built).
+    pub(crate) fn pop_apply_up_to(&mut self) {
+        self.applies.pop_front();
+    }
+
+    /// Whether any place holder is queued.
+    pub(crate) fn has_applies(&self) -> bool {
+        !self.applies.is_empty()
+    }
+
+    /// Takes the queue apart to replace its place holders by the items they stand for:
+    /// the outputs, and for each place holder its slot and how many of the outputs come
+    /// before it. [`put_built`](Self::put_built) puts the result back.
+    pub(crate) fn take_for_build(&mut self) -> (Queue<M, E, H>, Vec<(usize, u64)>) {
+        let taken = self.taken;
+        let applies = std::mem::take(&mut self.applies)
+            .into_iter()
+            .map(|(at, upto)| (usize::try_from(at - taken).unwrap_or(usize::MAX), upto))
+            .collect();
+        (std::mem::take(&mut self.outputs), applies)
+    }
+
+    /// Puts back a queue taken with [`take_for_build`](Self::take_for_build), its place
+    /// holders replaced.
+    pub(crate) fn put_built(&mut self, outputs: Queue<M, E, H>) {
+        debug_assert!(self.outputs.is_empty() && self.applies.is_empty());
+        self.taken = 0;
+        self.queued = outputs.len() as u64;
+        self.outputs = outputs;
     }
 
     pub(crate) fn pop_local(&mut self) -> Option<M> {

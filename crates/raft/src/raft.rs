@@ -173,6 +173,9 @@ pub struct Raft {
     saved_hs: HardState,
     /// The leader has something to replicate (new entries, commit, acks freeing windows).
     pub(crate) need_broadcast: bool,
+    /// Entries in the last sealed batch that had any: the room a new batch's `entries`
+    /// starts with when the leader appends to it one entry at a time.
+    entries_hint: usize,
 }
 
 impl std::fmt::Debug for Raft {
@@ -291,12 +294,13 @@ impl Raft {
             persisted_pid: 0,
             saved_hs: hs,
             need_broadcast: false,
+            entries_hint: 0,
             cfg: config,
         };
         raft.role = raft.follower_role();
         raft.reset_election_deadline(now);
         if let Some(s) = snapshot {
-            raft.out.push_back(Output::Apply(Apply::Restore(s.clone())));
+            raft.out.push_back(Output::Apply(Apply::Restore(Box::new(s.clone()))));
             raft.snapshot = Some(s);
         }
         raft.apply_ready();
@@ -489,6 +493,9 @@ impl Raft {
                 self.saved_hs = hs;
             }
             self.sealed_pid = b.id.0;
+            if !b.entries.is_empty() {
+                self.entries_hint = b.entries.len();
+            }
             self.out.push_back(Output::Persist(b));
         }
     }
@@ -514,7 +521,11 @@ impl Raft {
     pub(crate) fn append_local(&mut self, payload: EntryPayload) {
         let entry = Entry { index: self.log.last_index() + 1, term: self.term, payload };
         let is_config = self.log.append(entry.clone());
+        let hint = self.entries_hint.max(1);
         let b = self.batch();
+        if b.entries.capacity() == 0 {
+            b.entries.reserve(hint);
+        }
         b.entries.push(entry);
         let id = b.id;
         self.log.record_write(id);
@@ -805,7 +816,7 @@ impl Raft {
             && let Some((_, snapshot)) = self.pending_restore.take()
         {
             self.applied = snapshot.meta.index;
-            self.out.push_back(Output::Apply(Apply::Restore(snapshot)));
+            self.out.push_back(Output::Apply(Apply::Restore(Box::new(snapshot))));
         }
         while self.held.front().is_some_and(|(pid, ..)| pid.0 <= id) {
             if let Some((_, to, message)) = self.held.pop_front() {

@@ -18,7 +18,7 @@ impl Raft {
         let snapshot = Snapshot { meta: SnapshotMeta { index, term, membership }, data };
         self.log.compact_to(index);
         let b = self.batch();
-        b.snapshot = Some(snapshot.clone());
+        b.snapshot = Some(Box::new(snapshot.clone()));
         b.compact_to = Some(b.compact_to.map_or(index, |c| c.max(index)));
         self.snapshot = Some(snapshot);
     }
@@ -148,7 +148,7 @@ impl Raft {
         self.commit = index;
         let b = self.batch();
         b.entries.clear();
-        b.snapshot = Some(snapshot.clone());
+        b.snapshot = Some(Box::new(snapshot.clone()));
         b.truncate_from = Some(b.truncate_from.map_or(index + 1, |t| t.min(index + 1)));
         b.compact_to = Some(b.compact_to.map_or(index, |c| c.max(index)));
         let id = b.id;

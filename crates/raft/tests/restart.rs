@@ -152,7 +152,7 @@ fn a_restart_emits_the_snapshot_then_committed_entries() {
     assert_eq!(
         out,
         vec![
-            Output::Apply(Apply::Restore(snapshot)),
+            Output::Apply(Apply::Restore(Box::new(snapshot))),
             Output::Apply(Apply::Command { index: 6, command: Bytes::from_static(b"e6t2"), proposal: None }),
             Output::Apply(Apply::Command { index: 7, command: Bytes::from_static(b"e7t3"), proposal: None }),
         ]

@@ -29,7 +29,7 @@ fn restores(c: &Cluster, id: u64) -> Vec<Snapshot> {
         .applied
         .iter()
         .filter_map(|a| match a {
-            Apply::Restore(s) => Some(s.clone()),
+            Apply::Restore(s) => Some(Snapshot::clone(s)),
             _ => None,
         })
         .collect()
@@ -76,7 +76,7 @@ fn compaction_records_the_snapshot_and_drops_covered_entries() {
         meta: SnapshotMeta { index: 4, term, membership: members(&[1, 2, 3]) },
         data: Bytes::from_static(b"state@4"),
     };
-    assert_eq!((p.snapshot.as_ref(), p.compact_to, p.entries.len()), (Some(&snap), Some(4), 0));
+    assert_eq!((p.snapshot.as_deref(), p.compact_to, p.entries.len()), (Some(&snap), Some(4), 0));
     assert_eq!((r.first_index(), r.snapshot_index(), r.last_index()), (5, 4, 6));
     assert_eq!((r.entry(4), r.term_at(4), r.term_at(3)), (None, Some(term), None));
     assert_eq!(r.status().snapshot_index, 4);

@@ -203,7 +203,7 @@ pub async fn run<S: StateMachine>(args: ServerArgs, service: S) -> Result<(), Se
             config.heartbeat_interval = args.heartbeat();
             let raft = ballot_raft::Raft::new(config, membership, recovered, rng, now)
                 .map_err(|e| ServerError::Consensus { consensus: "raft", reason: e.to_string() })?;
-            start(&args, raft, store, service, &transport)
+            start(&args, raft, store, service, &transport)?
         }
         Consensus::Multipaxos => {
             let options = StoreOptions::new().allow_log_gaps(true);
@@ -215,7 +215,7 @@ pub async fn run<S: StateMachine>(args: ServerArgs, service: S) -> Result<(), Se
             config.heartbeat_interval = args.heartbeat();
             let paxos = ballot_paxos::MultiPaxos::new(config, membership, recovered, rng, now)
                 .map_err(|e| ServerError::Consensus { consensus: "multipaxos", reason: e.to_string() })?;
-            start(&args, paxos, store, service, &transport)
+            start(&args, paxos, store, service, &transport)?
         }
     };
 
@@ -261,7 +261,13 @@ where
     store.recover().map_err(|e| ServerError::DataDir { dir: dir.to_owned(), reason: e.to_string() })
 }
 
-fn start<P, S, L>(args: &ServerArgs, protocol: P, store: L, service: S, transport: &Arc<QuicTransport>) -> Node<S>
+fn start<P, S, L>(
+    args: &ServerArgs,
+    protocol: P,
+    store: L,
+    service: S,
+    transport: &Arc<QuicTransport>,
+) -> Result<Node<S>, ServerError>
 where
     P: Protocol + Send + 'static,
     S: StateMachine,
@@ -283,6 +289,7 @@ where
         consensus: args.consensus.name().to_owned(),
         codec: Codec::default(),
     })
+    .map_err(ServerError::from)
 }
 
 async fn shutdown_signal() {

@@ -556,11 +556,11 @@ mod tests {
         let mut c = Agreement::default();
         w.apply(&mut c, 1, vec![cmd(1, &a)]).expect("apply");
         let good = Snapshot { meta: SnapshotMeta { index: 1, ..SnapshotMeta::default() }, data: w.kv[0].snapshot() };
-        w.apply(&mut c, 2, vec![Apply::Restore(good)]).expect("a faithful snapshot agrees");
+        w.apply(&mut c, 2, vec![Apply::Restore(Box::new(good))]).expect("a faithful snapshot agrees");
         let mut empty = KvStore::new();
         empty.skip(1);
         let bad = Snapshot { meta: SnapshotMeta { index: 1, ..SnapshotMeta::default() }, data: empty.snapshot() };
-        let err = w.apply(&mut c, 2, vec![Apply::Restore(bad)]).expect_err("a snapshot with other contents");
+        let err = w.apply(&mut c, 2, vec![Apply::Restore(Box::new(bad))]).expect_err("a snapshot with other contents");
         assert!(err.contains("service state of n2 differs"), "{err}");
     }
 
@@ -579,7 +579,7 @@ mod tests {
         w.incarnation[0] = 1;
         w.apply(&mut c, 1, vec![Apply::Internal { index: 1 }]).expect("new incarnation");
         let snap = Snapshot { meta: SnapshotMeta::default(), data: KvStore::new().snapshot() };
-        let err = w.apply(&mut c, 1, vec![Apply::Restore(snap)]).expect_err("backwards restore");
+        let err = w.apply(&mut c, 1, vec![Apply::Restore(Box::new(snap))]).expect_err("backwards restore");
         assert!(err.contains("went back"), "{err}");
     }
 

@@ -84,9 +84,6 @@ pub enum Error {
     /// A streamed snapshot was replaced by a newer one while it was being read.
     #[error("the snapshot being read was replaced by a newer one; start again")]
     SnapshotReplaced,
-    /// The group-commit writer has stopped (after a fatal error, or on shutdown).
-    #[error("the group-commit writer has stopped{}", match .0 { Some(e) => format!(": {e}"), None => String::new() })]
-    WriterStopped(Option<String>),
 }
 
 impl Error {
@@ -108,7 +105,6 @@ impl From<Error> for StorageError {
             Error::Corrupt { dir, what, detail } => {
                 StorageError::Corrupt { what, detail: format!("{detail} (in {})", dir.display()) }
             }
-            Error::WriterStopped(None) => StorageError::Closed,
             other => StorageError::Io(other.to_string()),
         }
     }

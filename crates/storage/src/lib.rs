@@ -37,16 +37,17 @@
 mod codec;
 mod db;
 mod error;
-mod group;
 mod keys;
 pub mod metrics;
 mod snapshot;
 mod state;
 mod store;
 
+/// The group-commit writer, generic over any [`ballot_core::LogStore`]; with a
+/// [`RocksStore`] each group is one synced `WriteBatch`.
+pub use ballot_core::{Ack, GroupCommit, GroupCommitOptions};
 pub use db::FORMAT_VERSION;
 pub use error::{Error, Result};
-pub use group::{Ack, GroupCommit, GroupCommitOptions};
 pub use snapshot::{SNAPSHOT_CHUNK_SIZE, SnapshotReader, SnapshotStore, SnapshotWriter};
 pub use state::{StateBatch, StateIter, StateStore};
 pub use store::{RocksStore, StoreOptions};

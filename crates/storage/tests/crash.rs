@@ -70,8 +70,11 @@ fn acknowledged_appends_survive_sigkill() {
         child(Path::new(&dir));
         return;
     }
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
-    println!("crash test seed {seed}");
+    let seed = match std::env::var("BALLOT_CRASH_SEED") {
+        Ok(s) => s.parse().expect("BALLOT_CRASH_SEED must be a number"),
+        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64),
+    };
+    println!("crash test seed {seed} (replay the kill points with BALLOT_CRASH_SEED={seed})");
     let mut rng = SeededRng::new(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = std::env::current_exe().expect("current exe");

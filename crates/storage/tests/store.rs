@@ -230,7 +230,7 @@ fn compaction_drops_the_prefix_and_keeps_the_snapshot() {
         let mut s = open(dir.path());
         append(&mut s, 1, 1..=100, 2);
         let mut b = batch(2);
-        b.snapshot = Some(snapshot_at(60, b"state@60"));
+        b.snapshot = Some(Box::new(snapshot_at(60, b"state@60")));
         b.compact_to = Some(60);
         s.write(&[b]).expect("compact");
         assert_eq!((s.first_index(), s.last_index()), (Some(61), Some(100)));
@@ -248,7 +248,7 @@ fn compaction_drops_the_prefix_and_keeps_the_snapshot() {
     assert_eq!(r.snapshot, Some(snapshot_at(60, b"state@60")));
     // A second snapshot replaces the first, and its chunks replace the old ones.
     let mut b = batch(1);
-    b.snapshot = Some(snapshot_at(104, b"state@104"));
+    b.snapshot = Some(Box::new(snapshot_at(104, b"state@104")));
     b.compact_to = Some(104);
     s.write(&[b]).expect("compact again");
     drop(s);
@@ -269,7 +269,8 @@ fn a_snapshot_in_a_persist_batch_is_stored_in_chunks() {
     let data = Bytes::from((0..(2 * SNAPSHOT_CHUNK_SIZE + 10)).map(|i| (i % 249) as u8).collect::<Vec<u8>>());
     let mut s = open(dir.path());
     let mut b = batch(1);
-    b.snapshot = Some(Snapshot { meta: SnapshotMeta { index: 7, ..SnapshotMeta::default() }, data: data.clone() });
+    b.snapshot =
+        Some(Box::new(Snapshot { meta: SnapshotMeta { index: 7, ..SnapshotMeta::default() }, data: data.clone() }));
     s.write(&[b]).expect("write");
     let reader = s.snapshots().reader().expect("reader").expect("a snapshot");
     assert_eq!((reader.chunk_count(), reader.len(), reader.meta().index), (3, data.len() as u64, 7));

@@ -57,7 +57,9 @@ impl From<Rejection> for ClientError {
     fn from(r: Rejection) -> Self {
         match r {
             Rejection::Invalid(msg) => ClientError::InvalidRequest(msg),
-            Rejection::TooLarge { what, size, max } => ClientError::TooLarge { what, size: size as u64, max: max as u64 },
+            Rejection::TooLarge { what, size, max } => {
+                ClientError::TooLarge { what, size: size as u64, max: max as u64 }
+            }
             Rejection::Compacted { compact_revision } => ClientError::Compacted { compact_revision },
         }
     }

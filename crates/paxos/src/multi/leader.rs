@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use ballot_core::{Instant, NodeId, Output, ProposalId, ProposeError, ReadId, Role};
+use ballot_core::{Instant, Membership, NodeId, Output, ProposalId, ProposeError, ReadId, Role};
 use bytes::Bytes;
 
 use super::{Message, MultiPaxos};
@@ -33,6 +33,8 @@ pub(super) struct Candidate {
 /// What the leader knows of one peer (and of itself).
 #[derive(Debug)]
 struct Progress {
+    /// The peer.
+    id: NodeId,
     /// Next slot to send.
     next: u64,
     /// Every slot from the ballot's start up to here is accepted (durably) in the ballot.
@@ -67,7 +69,8 @@ pub(super) struct Leader {
     next_slot: u64,
     /// Last slot whose own (durable) acceptance was requested.
     written: u64,
-    progress: BTreeMap<NodeId, Progress>,
+    /// One per member, in id order (a handful: scanned, not searched).
+    progress: Vec<Progress>,
     /// Current read/lease round and when each unacknowledged round was sent.
     seq: u64,
     rounds: VecDeque<(u64, Instant)>,
@@ -247,22 +250,20 @@ impl MultiPaxos {
         let decided = self.commit.max(c.decided);
         let start = decided + 1;
         let max_slot = c.adopt.last_key_value().map_or(decided, |(&s, _)| s).max(decided);
-        let mut progress = BTreeMap::new();
-        for n in self.membership.members() {
-            progress.insert(
-                n,
-                Progress {
-                    next: start,
-                    matched: start - 1,
-                    inflight: VecDeque::new(),
-                    inflight_bytes: 0,
-                    rewound: false,
-                    last_ack: now,
-                    progress_at: now,
-                    seq: 0,
-                    commit_sent: 0,
-                },
-            );
+        let mut progress = Vec::new();
+        for id in self.membership.members() {
+            progress.push(Progress {
+                id,
+                next: start,
+                matched: start - 1,
+                inflight: VecDeque::new(),
+                inflight_bytes: 0,
+                rewound: false,
+                last_ack: now,
+                progress_at: now,
+                seq: 0,
+                commit_sent: 0,
+            });
         }
         self.lead = Some(Leader {
             ballot: c.ballot,
@@ -321,7 +322,7 @@ impl MultiPaxos {
         let Some(l) = self.lead.as_mut() else { return };
         let e = Entry { slot, ballot: l.ballot, value };
         l.next_slot = slot + 1;
-        self.out.batch().entries.push(e.clone());
+        self.out.push_entry(e.clone());
         self.log.insert(e);
     }
 
@@ -373,24 +374,19 @@ impl MultiPaxos {
             if l.read_round_needed {
                 l.read_round_needed = false;
                 l.new_round(id, now, lease);
-                for (&to, p) in l.progress.iter_mut().filter(|(n, _)| **n != id) {
+                for p in l.progress.iter_mut().filter(|p| p.id != id) {
+                    let to = p.id;
                     p.commit_sent = commit;
                     self.out.send(to, Message::Heartbeat { ballot: l.ballot, commit, seq: l.seq });
                 }
             }
-            for (&to, p) in l.progress.iter_mut().filter(|(n, _)| **n != id) {
+            for p in l.progress.iter_mut().filter(|p| p.id != id) {
+                let to = p.id;
                 p.next = p.next.max(snap + 1);
                 let mut sent = false;
                 while p.inflight.len() < max_inflight && p.inflight_bytes < max_inflight_bytes && p.next < l.next_slot {
-                    let mut values = Vec::new();
-                    let mut bytes = 0;
-                    for e in self.log.range(p.next, l.next_slot - 1) {
-                        if e.slot != p.next + values.len() as u64 || values.len() >= max_slots || bytes >= max_bytes {
-                            break;
-                        }
-                        bytes += e.value.size();
-                        values.push(e.value.clone());
-                    }
+                    let room = (l.next_slot - p.next).min(max_slots as u64);
+                    let (values, bytes) = self.log.values_from(p.next, room, max_bytes);
                     if values.is_empty() {
                         break;
                     }
@@ -429,7 +425,7 @@ impl MultiPaxos {
         if l.ballot != ballot || last_slot < first_slot {
             return;
         }
-        let Some(p) = l.progress.get_mut(&from) else { return };
+        let Some(p) = l.progress.iter_mut().find(|p| p.id == from) else { return };
         p.last_ack = now;
         p.seq = p.seq.max(seq.min(l.seq));
         // Slots this leader knows decided need no acknowledgement: once it compacted
@@ -437,18 +433,22 @@ impl MultiPaxos {
         // acknowledgements continue above them.
         p.matched = p.matched.max(commit.min(l.next_slot - 1));
         let before = p.matched;
-        if first_slot <= p.matched + 1 && last_slot > p.matched {
-            p.matched = last_slot.min(l.next_slot - 1);
-            p.rewound = false;
-            p.progress_at = now;
-            while let Some(&(last, bytes)) = p.inflight.front()
-                && last <= p.matched
-            {
-                p.inflight.pop_front();
-                p.inflight_bytes -= bytes;
+        if first_slot <= p.matched + 1 {
+            // In order. Every Accept in flight up to `last_slot` has been handled (this
+            // one, or one sent before it): free its place in the window, even when the
+            // slots were already decided without this peer — a slower acceptor's
+            // acknowledgements arrive after the faster quorum decided them, and its
+            // window must still drain or the leader stops sending to it.
+            if last_slot > p.matched {
+                p.matched = last_slot.min(l.next_slot - 1);
+                p.rewound = false;
+                p.progress_at = now;
+                p.next = p.next.max(p.matched + 1);
             }
-            p.next = p.next.max(p.matched + 1);
-        } else if first_slot > p.matched + 1 && !p.rewound {
+            if p.free_inflight_upto(last_slot) {
+                p.progress_at = now;
+            }
+        } else if !p.rewound {
             // An Accept was lost: resend from the first slot the peer lacks.
             p.next = (p.matched + 1).max(snap + 1);
             p.clear_inflight();
@@ -468,7 +468,7 @@ impl MultiPaxos {
         if l.ballot != ballot {
             return;
         }
-        if let Some(p) = l.progress.get_mut(&from) {
+        if let Some(p) = l.progress.iter_mut().find(|p| p.id == from) {
             p.last_ack = now;
             p.seq = p.seq.max(seq.min(l.seq));
         }
@@ -482,7 +482,7 @@ impl MultiPaxos {
         if self.commit + 1 < l.start {
             return;
         }
-        let chosen = self.membership.quorum_min(|n| l.progress.get(&n).map_or(0, |p| p.matched));
+        let chosen = l.quorum_value(&self.membership, |p| p.matched);
         if chosen > self.commit {
             self.commit = chosen;
             self.apply_committed();
@@ -513,7 +513,17 @@ impl MultiPaxos {
     }
 
     /// Releases reads whose round a quorum acknowledged, and extends the lease.
+    #[inline]
     fn check_reads(&mut self) {
+        // The common case (no read waiting, no lease round outstanding) costs a check.
+        if let Some(l) = &self.lead
+            && !(l.reads.is_empty() && l.early_reads.is_empty() && l.rounds.is_empty())
+        {
+            self.release_reads();
+        }
+    }
+
+    fn release_reads(&mut self) {
         let commit = self.commit;
         let now = self.now;
         let lease = self.cfg.lease();
@@ -530,10 +540,11 @@ impl MultiPaxos {
                 l.read_round_needed = true;
             }
         }
-        if let Some(p) = l.progress.get_mut(&id) {
-            p.seq = l.seq;
+        let seq = l.seq;
+        if let Some(p) = l.peer_mut(id) {
+            p.seq = seq;
         }
-        let acked = self.membership.quorum_min(|n| l.progress.get(&n).map_or(0, |p| p.seq));
+        let acked = l.quorum_value(&self.membership, |p| p.seq);
         while l.reads.front().is_some_and(|r| r.2 <= acked) {
             if let Some((rid, index, _)) = l.reads.pop_front() {
                 self.out.push(Output::ReadReady { id: rid, index });
@@ -556,7 +567,7 @@ impl MultiPaxos {
         let Some(l) = self.lead.as_ref() else { return };
         if self.cfg.check_quorum
             && !self.membership.is_quorum(|n| {
-                n == id || l.progress.get(&n).is_some_and(|p| now.saturating_duration_since(p.last_ack) < timeout)
+                n == id || l.peer(n).is_some_and(|p| now.saturating_duration_since(p.last_ack) < timeout)
             })
         {
             let round = l.ballot.round;
@@ -568,7 +579,8 @@ impl MultiPaxos {
         let lease = self.cfg.lease_reads;
         let Some(l) = self.lead.as_mut() else { return };
         l.new_round(id, now, lease);
-        for (&to, p) in l.progress.iter_mut().filter(|(n, _)| **n != id) {
+        for p in l.progress.iter_mut().filter(|p| p.id != id) {
+            let to = p.id;
             p.commit_sent = commit;
             self.out.send(to, Message::Heartbeat { ballot: l.ballot, commit, seq: l.seq });
             if p.next > p.matched + 1 && now.saturating_duration_since(p.progress_at) >= retransmit_after {
@@ -599,6 +611,19 @@ impl Candidate {
 }
 
 impl Progress {
+    /// Frees the Accepts in flight whose last slot is at most `slot`; whether any was.
+    fn free_inflight_upto(&mut self, slot: u64) -> bool {
+        let mut freed = false;
+        while let Some(&(last, bytes)) = self.inflight.front()
+            && last <= slot
+        {
+            self.inflight.pop_front();
+            self.inflight_bytes -= bytes;
+            freed = true;
+        }
+        freed
+    }
+
     fn clear_inflight(&mut self) {
         self.inflight.clear();
         self.inflight_bytes = 0;
@@ -615,8 +640,22 @@ impl Leader {
                 self.rounds.pop_front();
             }
         }
-        if let Some(p) = self.progress.get_mut(&id) {
-            p.seq = self.seq;
+        let seq = self.seq;
+        if let Some(p) = self.peer_mut(id) {
+            p.seq = seq;
         }
+    }
+
+    /// The greatest value a quorum of voters has reached, by `value` of their progress.
+    fn quorum_value(&self, membership: &Membership, value: impl Fn(&Progress) -> u64) -> u64 {
+        membership.quorum_min(|id| self.peer(id).map_or(0, &value))
+    }
+
+    fn peer(&self, id: NodeId) -> Option<&Progress> {
+        self.progress.iter().find(|p| p.id == id)
+    }
+
+    fn peer_mut(&mut self, id: NodeId) -> Option<&mut Progress> {
+        self.progress.iter_mut().find(|p| p.id == id)
     }
 }

@@ -82,11 +82,17 @@ struct SnapshotSend {
 pub struct MultiPaxos {
     cfg: Config,
     membership: Membership,
+    /// Whether this replica votes in `membership` (cached: asked on every timer poll).
+    voter: bool,
     rng: SeededRng,
     incarnation: u64,
     out: Outbox<Message, Entry, HardState>,
     /// Time of the latest input.
     now: Instant,
+    /// An input arrived since the last [`flush`](Self::flush): the next `poll_output`
+    /// that finds the queue empty must flush. A flush right after a flush has nothing to
+    /// add, so a driver polling an idle replica costs no more than a queue check.
+    flush_due: bool,
 
     // Acceptor.
     promised: Ballot,
@@ -95,7 +101,11 @@ pub struct MultiPaxos {
 
     // Learner.
     commit: u64,
+    /// The last slot handed out as [`Output::Apply`].
     applied: u64,
+    /// The last slot whose `Apply` is queued (built when polled, see
+    /// [`next_apply`](Self::next_apply)).
+    apply_queued: u64,
     hs_written: HardState,
     /// The newest commit announcement: (leader ballot, decided prefix).
     known: (Ballot, u64),
@@ -165,11 +175,13 @@ impl MultiPaxos {
             incarnation: rng.next_u64(),
             rng,
             now,
+            flush_due: true,
             promised,
             log,
             snapshot: recovered.snapshot,
             commit,
             applied: snap_index,
+            apply_queued: snap_index,
             hs_written: hs,
             known: (Ballot::ZERO, 0),
             catchup: CatchUp::default(),
@@ -188,13 +200,14 @@ impl MultiPaxos {
             max_round_seen: promised.round,
             candidate: None,
             lead: None,
+            voter: membership.is_voter(config.id),
             membership,
             cfg: config,
             invalid_messages: 0,
             last_error: None,
         };
         if let Some(s) = &p.snapshot {
-            p.out.push(Output::Apply(Apply::Restore(s.clone())));
+            p.out.push(Output::Apply(Apply::Restore(Box::new(s.clone()))));
         }
         p.apply_committed();
         Ok(p)
@@ -310,7 +323,7 @@ impl MultiPaxos {
     }
 
     fn is_voter(&self) -> bool {
-        self.membership.is_voter(self.cfg.id)
+        self.voter
     }
 
     fn invalid(&mut self, from: NodeId, reason: &'static str) {
@@ -355,35 +368,107 @@ impl MultiPaxos {
         self.out.send(to, m);
     }
 
-    /// Hands decided slots to the service, in order.
+    /// Hands decided slots to the service, in order: queues their `Apply` items, which
+    /// [`next_apply`](Self::next_apply) builds from the log when they are polled
+    /// (decided slots do not change until compaction, which builds them first).
     fn apply_committed(&mut self) {
-        while self.applied < self.commit {
-            let slot = self.applied + 1;
-            let Some(e) = self.log.get(slot) else { break };
-            let waiting = match self.pending.front() {
-                Some(&(s, id)) if s == slot => {
-                    self.pending.pop_front();
-                    Some(id)
-                }
-                _ => None,
-            };
-            let apply = match &e.value {
-                Value::Noop => Apply::Internal { index: slot },
-                Value::Command { origin, data } => {
-                    let mine = origin.node == self.cfg.id
-                        && origin.incarnation == self.incarnation
-                        && waiting == Some(origin.proposal);
-                    Apply::Command { index: slot, command: data.clone(), proposal: mine.then_some(origin.proposal) }
-                }
-            };
-            if let Some(id) = waiting
-                && !matches!(apply, Apply::Command { proposal: Some(_), .. })
-            {
-                self.out.push(Output::ProposalFailed { id, error: ProposeError::LeadershipLost });
-            }
-            self.out.push(Output::Apply(apply));
-            self.applied = slot;
+        let mut upto = self.apply_queued;
+        while upto < self.commit && self.log.contains(upto + 1) {
+            upto += 1;
         }
+        if upto > self.apply_queued {
+            self.apply_queued = upto;
+            self.out.push_apply_up_to(upto);
+        }
+    }
+
+    /// The next output for the queued `Apply` items up to `upto`, or `None` once they are
+    /// all out. A proposal of this incarnation waiting in a slot that decided something
+    /// else is failed first (the next call then hands out the slot).
+    #[inline(never)]
+    fn next_apply(&mut self, upto: u64) -> Option<Output<Message, Entry, HardState>> {
+        let slot = self.applied + 1;
+        if slot > upto {
+            return None;
+        }
+        let e = self.log.get(slot)?;
+        let waiting = match self.pending.front() {
+            Some(&(s, id)) if s == slot => Some(id),
+            _ => None,
+        };
+        let mine = match &e.value {
+            Value::Noop => false,
+            Value::Command { origin, .. } => {
+                origin.node == self.cfg.id && origin.incarnation == self.incarnation && waiting == Some(origin.proposal)
+            }
+        };
+        if let Some(id) = waiting {
+            self.pending.pop_front();
+            if !mine {
+                return Some(Output::ProposalFailed { id, error: ProposeError::LeadershipLost });
+            }
+        }
+        let apply = match &e.value {
+            Value::Noop => Apply::Internal { index: slot },
+            Value::Command { origin, data } => {
+                Apply::Command { index: slot, command: data.clone(), proposal: mine.then_some(origin.proposal) }
+            }
+        };
+        self.applied = slot;
+        Some(Output::Apply(apply))
+    }
+
+    /// [`Protocol::poll_output`] beyond its usual calls: `Apply` items due, or a flush.
+    #[inline(never)]
+    fn poll_output_slow(&mut self) -> Option<Output<Message, Entry, HardState>> {
+        loop {
+            if let Some(upto) = self.out.front_apply_up_to() {
+                if let Some(o) = self.next_apply(upto) {
+                    return Some(o);
+                }
+                self.out.pop_apply_up_to();
+                if self.applied < upto {
+                    // A slot missing from the log (never for a decided one): queue again.
+                    self.apply_queued = self.applied;
+                }
+                continue;
+            }
+            if let Some(o) = self.out.pop_unchecked() {
+                return Some(o);
+            }
+            if !self.flush_due {
+                return None;
+            }
+            self.flush_due = false;
+            self.flush();
+        }
+    }
+
+    /// Builds every queued `Apply` item now, in place (before the log drops slots).
+    fn materialize_applies(&mut self) {
+        if !self.out.has_applies() {
+            return;
+        }
+        let (outputs, applies) = self.out.take_for_build();
+        let mut built = VecDeque::with_capacity(outputs.len());
+        let mut applies = applies.into_iter().peekable();
+        for (i, o) in outputs.into_iter().enumerate() {
+            while let Some((_, upto)) = applies.next_if(|&(at, _)| at == i) {
+                while let Some(a) = self.next_apply(upto) {
+                    built.push_back(a);
+                }
+            }
+            built.push_back(o);
+        }
+        for (_, upto) in applies {
+            while let Some(a) = self.next_apply(upto) {
+                built.push_back(a);
+            }
+        }
+        self.out.put_built(built);
+        // Whatever could not be built (a slot missing from the log, which a decided slot
+        // never is) is queued again by the next `apply_committed`.
+        self.apply_queued = self.applied;
     }
 
     /// Proposals in slots covered by a snapshot: their outcome is unknown here.
@@ -558,6 +643,27 @@ impl MultiPaxos {
             self.persist_hard_state();
         }
         self.follow(now, from, ballot);
+        // Slots already decided keep their value; by Paxos the leader proposes the same one.
+        let decided = usize::try_from((self.commit + 1).saturating_sub(first_slot)).unwrap_or(usize::MAX);
+        let start = first_slot.saturating_add(decided as u64);
+        if decided < values.len() && start == self.log.end() && self.log.is_free_from(start) {
+            // The usual case: every slot is new and continues the log. Written and logged
+            // in one pass each (the write gets clones, the log the values).
+            let mut values = values;
+            values.drain(..decided);
+            let entry = |i: usize, value| Entry { slot: start + i as u64, ballot, value };
+            self.out.extend_entries(values.iter().enumerate().map(|(i, v)| entry(i, v.clone())));
+            self.log.append(values.into_iter().enumerate().map(|(i, v)| entry(i, v)));
+        } else {
+            self.accept_each(ballot, first_slot, values);
+        }
+        self.out.send_durable(from, Message::Accepted { ballot, first_slot, last_slot, seq });
+        self.learn_commit(from, ballot, commit);
+    }
+
+    /// Records `values` accepted in `ballot` from `first_slot` on, one slot at a time.
+    fn accept_each(&mut self, ballot: Ballot, first_slot: u64, values: Vec<Value>) {
+        self.out.reserve_entries(values.len());
         for (slot, value) in (first_slot..).zip(values) {
             // Decided slots keep their value; by Paxos the leader proposes the same one.
             if slot <= self.commit {
@@ -570,11 +676,9 @@ impl MultiPaxos {
                 continue;
             }
             let e = Entry { slot, ballot, value };
-            self.out.batch().entries.push(e.clone());
+            self.out.push_entry(e.clone());
             self.log.insert(e);
         }
-        self.out.send_durable(from, Message::Accepted { ballot, first_slot, last_slot, seq });
-        self.learn_commit(from, ballot, commit);
     }
 
     /// A message from the leader of `ballot` (`>=` the promise) arrived: follow it.
@@ -610,11 +714,8 @@ impl MultiPaxos {
     fn advance_by_ballot(&mut self) {
         let (ballot, upto) = self.known;
         let before = self.commit;
-        while self.commit < upto {
-            match self.log.get(self.commit + 1) {
-                Some(e) if e.ballot == ballot => self.commit += 1,
-                _ => break,
-            }
+        if upto > before {
+            self.commit += self.log.ballot_run(before + 1, upto - before, ballot);
         }
         if self.commit > before {
             self.apply_committed();
@@ -674,6 +775,7 @@ impl MultiPaxos {
     fn on_catch_up_reply(&mut self, now: Instant, from: NodeId, entries: Vec<Entry>, commit: u64) {
         self.catchup.in_flight = None;
         let before = self.commit;
+        self.out.reserve_entries(entries.len());
         for e in entries {
             if e.slot <= self.commit {
                 continue;
@@ -686,7 +788,7 @@ impl MultiPaxos {
             // reports it with a ballot lower than the one it replaces.
             let ballot = self.log.get(e.slot).map_or(e.ballot, |old| old.ballot.max(e.ballot));
             let e = Entry { ballot, ..e };
-            self.out.batch().entries.push(e.clone());
+            self.out.push_entry(e.clone());
             self.log.insert(e);
             self.commit += 1;
         }
@@ -821,20 +923,25 @@ impl MultiPaxos {
 
     fn install_snapshot(&mut self, now: Instant, snapshot: Snapshot) {
         let index = snapshot.meta.index;
+        // Decided slots still to be handed out come before the snapshot: build them
+        // while the log holds them.
+        self.materialize_applies();
         self.log.compact(index);
         self.commit = self.commit.max(index);
         self.applied = index;
+        self.apply_queued = index;
         if snapshot.meta.membership != self.membership {
             self.membership = snapshot.meta.membership.clone();
+            self.voter = self.membership.is_voter(self.cfg.id);
             self.out.push(Output::Event(Event::MembershipChanged(self.membership.clone())));
         }
         let batch = self.out.batch();
-        batch.snapshot = Some(snapshot.clone());
+        batch.snapshot = Some(Box::new(snapshot.clone()));
         batch.compact_to = Some(index);
         self.persist_hard_state();
         self.snapshot = Some(snapshot.clone());
         self.fail_pending_upto(index);
-        self.out.push(Output::Apply(Apply::Restore(snapshot)));
+        self.out.push(Output::Apply(Apply::Restore(Box::new(snapshot))));
         self.advance_by_ballot();
         self.apply_committed();
         self.leader_commit_changed(now);
@@ -895,6 +1002,7 @@ impl Protocol for MultiPaxos {
 
     fn handle_message(&mut self, now: Instant, from: NodeId, message: Message) {
         self.now = now;
+        self.flush_due = true;
         if from == self.id() {
             return self.invalid(from, "message claims to come from this node");
         }
@@ -904,6 +1012,7 @@ impl Protocol for MultiPaxos {
 
     fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
+        self.flush_due = true;
         if self.role != Role::Leader && self.is_voter() && now >= self.election_base + self.election_rand {
             self.campaign(now);
         }
@@ -924,22 +1033,26 @@ impl Protocol for MultiPaxos {
 
     fn propose(&mut self, now: Instant, id: ProposalId, command: Bytes) -> Result<(), ProposeError> {
         self.now = now;
+        self.flush_due = true;
         self.leader_propose(id, command)
     }
 
     fn read(&mut self, now: Instant, id: ReadId) -> Result<(), ProposeError> {
         self.now = now;
+        self.flush_due = true;
         self.leader_read(now, id)
     }
 
     fn persisted(&mut self, now: Instant, id: PersistId) {
         self.now = now;
+        self.flush_due = true;
         self.out.persisted(id);
         self.drain_local(now);
     }
 
     fn compact(&mut self, now: Instant, index: u64, data: Bytes) {
         self.now = now;
+        self.flush_due = true;
         if index <= self.snapshot_index() || index > self.applied {
             return;
         }
@@ -947,17 +1060,30 @@ impl Protocol for MultiPaxos {
         let snapshot = Snapshot { meta: SnapshotMeta { index, term, membership: self.membership.clone() }, data };
         self.log.compact(index);
         let batch = self.out.batch();
-        batch.snapshot = Some(snapshot.clone());
+        batch.snapshot = Some(Box::new(snapshot.clone()));
         batch.compact_to = Some(index);
         self.snapshot = Some(snapshot);
     }
 
     fn poll_output(&mut self) -> Option<Output<Message, Entry, HardState>> {
-        if let Some(o) = self.out.pop() {
-            return Some(o);
+        // The usual calls — an output or an `Apply` item is due, or nothing is to do — stay
+        // small.
+        match self.out.front_apply_up_to() {
+            None => {
+                if let Some(o) = self.out.pop_unchecked() {
+                    return Some(o);
+                }
+                if !self.flush_due {
+                    return None;
+                }
+            }
+            Some(upto) => {
+                if let Some(o) = self.next_apply(upto) {
+                    return Some(o);
+                }
+            }
         }
-        self.flush();
-        self.out.pop()
+        self.poll_output_slow()
     }
 
     fn status(&self) -> Status {

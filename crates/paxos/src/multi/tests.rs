@@ -107,7 +107,12 @@ fn until_candidate(p: &mut MultiPaxos) -> (Instant, Vec<Out>) {
 
 /// n1 elected at ballot b1.1 with n2's promise; its no-op in slot 1 is decided.
 fn leader() -> (MultiPaxos, Instant) {
-    let mut p = node(N1);
+    leader_with(cfg(N1))
+}
+
+/// As [`leader`], with configuration `c` (for n1).
+fn leader_with(c: Config) -> (MultiPaxos, Instant) {
+    let mut p = node_with(c);
     let (now, outs) = until_candidate(&mut p);
     let mut outs = ack(&mut p, now, &outs);
     p.handle_message(
@@ -532,12 +537,41 @@ fn snapshots_are_sent_in_chunks_and_survive_a_lost_chunk() {
     let outs = drain(&mut receiver);
     let meta = SnapshotMeta { index: 1, term: 1, membership: members() };
     let snapshot = Snapshot { meta, data };
-    assert_eq!(applies(&outs), vec![Apply::Restore(snapshot.clone())]);
+    assert_eq!(applies(&outs), vec![Apply::Restore(Box::new(snapshot.clone()))]);
     let ps = persists(&outs);
-    assert_eq!(ps[0].snapshot, Some(snapshot));
+    assert_eq!(ps[0].snapshot.as_deref(), Some(&snapshot));
     assert_eq!(ps[0].compact_to, Some(1));
     assert_eq!(sends(&outs), vec![(N1, Message::SnapshotAck { index: 1, offset: 10 })]);
     assert_eq!((receiver.commit_index(), receiver.applied_index(), receiver.first_index()), (1, 1, 2));
+}
+
+/// Decided slots are handed out lazily (built from the log when polled). A snapshot
+/// installed before they were polled must not lose them: they come out first, in order.
+#[test]
+fn decided_slots_not_yet_polled_come_out_before_a_snapshot_installed_after_them() {
+    let mut p = node(N2);
+    let now = Instant::ZERO;
+    let values = vec![cmd(N1, 1, "a"), cmd(N1, 2, "b"), cmd(N1, 3, "c")];
+    p.handle_message(now, N1, Message::Accept { ballot: b(1, 1), first_slot: 1, values, commit: 2, seq: 0 });
+    assert_eq!((p.commit_index(), p.applied_index()), (2, 0), "decided, not yet handed out");
+    let meta = SnapshotMeta { index: 5, term: 1, membership: members() };
+    let data = Bytes::from_static(b"s");
+    p.handle_message(
+        now,
+        N1,
+        Message::Snapshot { meta: Box::new(meta.clone()), total: 1, offset: 0, data: data.clone() },
+    );
+    let outs = drain(&mut p);
+    assert_eq!(
+        applies(&outs),
+        vec![
+            Apply::Command { index: 1, command: Bytes::from("a"), proposal: None },
+            Apply::Command { index: 2, command: Bytes::from("b"), proposal: None },
+            Apply::Restore(Box::new(Snapshot { meta, data })),
+        ]
+    );
+    assert_eq!((p.commit_index(), p.applied_index(), p.first_index()), (5, 5, 6));
+    assert!(drain(&mut p).is_empty());
 }
 
 #[test]
@@ -696,7 +730,7 @@ fn restart_reapplies_the_decided_prefix_and_keeps_the_promise() {
     assert_eq!(
         applies(&drain(&mut p)),
         vec![
-            Apply::Restore(snapshot),
+            Apply::Restore(Box::new(snapshot)),
             Apply::Command { index: 3, command: Bytes::from("c"), proposal: None },
             Apply::Internal { index: 4 },
         ]
@@ -926,6 +960,70 @@ fn acknowledgements_above_a_compacted_prefix_still_count() {
         applies(&outs),
         vec![Apply::Command { index: 5, command: Bytes::from("w"), proposal: Some(ProposalId(9)) }]
     );
+}
+
+/// Found by the in-memory core benchmark (`docs/benchmarks.md`): the slower acceptor's
+/// acknowledgements arrive after the leader and the faster acceptor decided those slots.
+/// Raising its acknowledged prefix to the decided one (P3, above) must not keep its
+/// acknowledgements from freeing its window of Accepts in flight: they did not, so after
+/// `max_inflight_accepts` Accepts the leader sent it nothing more, and it waited for
+/// catch-up. The window still limits what is in flight to a peer that does not answer.
+#[test]
+fn a_slower_acceptors_acknowledgements_free_its_window_after_the_quorum_decided() {
+    let mut c = cfg(N1);
+    c.max_inflight_accepts = 2;
+    let (mut p, now) = leader_with(c);
+    let accepts_to = |outs: &[Out], to: NodeId| -> Vec<u64> {
+        sends(outs)
+            .into_iter()
+            .filter_map(|(t, m)| match m {
+                Message::Accept { first_slot, .. } if t == to => Some(first_slot),
+                _ => None,
+            })
+            .collect()
+    };
+    // n3 acknowledges the no-op of slot 1 only now, after n2 decided it.
+    p.handle_message(now, N3, Message::Accepted { ballot: b(1, 1), first_slot: 1, last_slot: 1, seq: 0 });
+    drain(&mut p);
+    for slot in 2..=8 {
+        p.propose(now, ProposalId(slot), Bytes::from("v")).expect("leader");
+        let outs = drain(&mut p);
+        assert_eq!(accepts_to(&outs, N3), vec![slot], "slot {slot}: n3 gets its Accept");
+        ack(&mut p, now, &outs);
+        // n2 first: the slot is decided; then n3.
+        p.handle_message(now, N2, Message::Accepted { ballot: b(1, 1), first_slot: slot, last_slot: slot, seq: 0 });
+        drain(&mut p);
+        assert_eq!(p.commit_index(), slot);
+        p.handle_message(now, N3, Message::Accepted { ballot: b(1, 1), first_slot: slot, last_slot: slot, seq: 0 });
+        drain(&mut p);
+    }
+    // n3 stops answering: two more Accepts fill its window, then it gets none, while n2
+    // still gets every one.
+    let mut to_n3 = Vec::new();
+    for slot in 9..=12 {
+        p.propose(now, ProposalId(slot), Bytes::from("v")).expect("leader");
+        let outs = drain(&mut p);
+        assert_eq!(accepts_to(&outs, N2), vec![slot]);
+        to_n3.extend(accepts_to(&outs, N3));
+        ack(&mut p, now, &outs);
+        p.handle_message(now, N2, Message::Accepted { ballot: b(1, 1), first_slot: slot, last_slot: slot, seq: 0 });
+        drain(&mut p);
+    }
+    assert_eq!(to_n3, vec![9, 10]);
+    assert_eq!(p.commit_index(), 12);
+    // Its acknowledgement of both (late, after they were decided) opens the window again:
+    // the rest goes out at once.
+    p.handle_message(now, N3, Message::Accepted { ballot: b(1, 1), first_slot: 9, last_slot: 10, seq: 0 });
+    let outs = drain(&mut p);
+    assert_eq!(accepts_to(&outs, N3), vec![11]);
+    let sent: Vec<_> = sends(&outs)
+        .into_iter()
+        .filter_map(|(t, m)| match m {
+            Message::Accept { first_slot, values, .. } if t == N3 => Some((first_slot, values.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, vec![(11, 2)], "slots 11 and 12 in one Accept");
 }
 
 /// Found by ballot-sim (`cargo xtask sim --algo multipaxos --seed 459 --nodes 3`, and

@@ -1,20 +1,16 @@
-//! Group commit: a writer thread that makes every `Persist` batch queued while the
-//! previous sync was in flight durable with ONE synced write.
+//! Group commit for any [`LogStore`]: a writer thread that makes every [`Persist`] batch
+//! queued while the previous sync was in flight durable with one `write` (one sync).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use ballot_core::{LogEntry, Persist, PersistId};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-use crate::{Error, Result, RocksStore};
+use crate::{LogEntry, LogStore, Persist, PersistId, StorageError};
 
 /// What the writer reports after each synced write: every batch up to and including the
 /// id is durable, or the store failed (fatal: the writer has stopped).
-pub type Ack = std::result::Result<PersistId, Arc<Error>>;
+pub type Ack = Result<PersistId, StorageError>;
 
 /// Tuning of a [`GroupCommit`] writer.
 #[derive(Clone, Debug)]
@@ -55,66 +51,61 @@ impl GroupCommitOptions {
 struct Shared {
     /// Highest durable id + 1 (0: none yet).
     durable: AtomicU64,
-    failure: Mutex<Option<String>>,
+    failure: Mutex<Option<StorageError>>,
 }
 
 impl Shared {
-    fn stopped(&self) -> Error {
-        Error::WriterStopped(self.failure.lock().unwrap_or_else(PoisonError::into_inner).clone())
+    fn stopped(&self) -> StorageError {
+        self.failure.lock().unwrap_or_else(PoisonError::into_inner).clone().unwrap_or(StorageError::Closed)
     }
 }
 
-/// Owns a [`RocksStore`] on a dedicated thread and commits [`Persist`] batches in groups:
-/// while one synced write is in flight, newly submitted batches queue up; the writer then
-/// takes everything queued (up to [`GroupCommitOptions::max_group`]) and writes it as ONE
-/// atomic, synced `WriteBatch`, then calls the acknowledgement callback with the highest
-/// [`PersistId`] written. Batches are applied in submission order.
+/// Owns a [`LogStore`] on a dedicated thread and commits [`Persist`] batches in groups:
+/// while one write is in flight, newly submitted batches queue up; the writer then takes
+/// everything queued (up to [`GroupCommitOptions::max_group`]) and hands it to ONE
+/// [`LogStore::write`] call — one atomic, synced write for the RocksDB store — then calls
+/// the acknowledgement callback with the highest [`PersistId`] written. Batches are
+/// applied in submission order.
 ///
-/// Runtime-agnostic: std thread and channels. An async driver passes a callback that
-/// forwards the [`Ack`] to its runtime (e.g. a channel's non-blocking send).
+/// Runtime-agnostic (std thread and channels): an async driver passes a callback that
+/// forwards the [`Ack`] to its runtime, e.g. a channel's non-blocking send.
 ///
-/// **Errors are fatal**: after a failed write the writer logs it, reports it once through
-/// the callback, and stops; later [`submit`](Self::submit) calls and
-/// [`shutdown`](Self::shutdown) return [`Error::WriterStopped`] with the cause.
+/// **Errors are fatal**: after a failed write the writer reports it once through the
+/// callback and stops; later [`submit`](Self::submit) and [`shutdown`](Self::shutdown)
+/// calls return that error.
 #[derive(Debug)]
-pub struct GroupCommit<E, H> {
+pub struct GroupCommit<E, H, S> {
     tx: Option<SyncSender<Persist<E, H>>>,
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<Result<RocksStore<E, H>>>>,
+    thread: Option<JoinHandle<Result<S, StorageError>>>,
 }
 
-impl<E: LogEntry, H: Serialize + DeserializeOwned + Send + 'static> GroupCommit<E, H> {
+impl<E: LogEntry, H: Send + 'static, S: LogStore<E, H> + 'static> GroupCommit<E, H, S> {
     /// Starts the writer with default options; `on_durable` runs on the writer thread
-    /// after each synced write.
+    /// after each write.
     ///
     /// # Errors
-    /// [`Error::WriterStopped`] if the thread cannot be spawned.
-    pub fn spawn(store: RocksStore<E, H>, on_durable: impl FnMut(Ack) + Send + 'static) -> Result<Self> {
+    /// [`StorageError::Io`] if the thread cannot be spawned.
+    pub fn spawn(store: S, on_durable: impl FnMut(Ack) + Send + 'static) -> Result<Self, StorageError> {
         Self::spawn_with(store, GroupCommitOptions::default(), on_durable)
     }
 
     /// Starts the writer with `options`.
     ///
     /// # Errors
-    /// [`Error::WriterStopped`] if the thread cannot be spawned.
+    /// [`StorageError::Io`] if the thread cannot be spawned.
     pub fn spawn_with(
-        store: RocksStore<E, H>,
+        store: S,
         options: GroupCommitOptions,
         mut on_durable: impl FnMut(Ack) + Send + 'static,
-    ) -> Result<Self> {
-        crate::metrics::describe_metrics();
+    ) -> Result<Self, StorageError> {
         let (tx, rx) = mpsc::sync_channel(options.queue_capacity);
         let shared = Arc::new(Shared { durable: AtomicU64::new(0), failure: Mutex::new(None) });
         let writer_shared = Arc::clone(&shared);
-        let dir = store.dir().display().to_string();
         let thread = std::thread::Builder::new()
-            .name("ballot-storage-writer".into())
-            .spawn(move || {
-                let span = tracing::info_span!("group_commit", dir = %dir);
-                let _enter = span.enter();
-                run(store, &rx, options.max_group, &writer_shared, &mut on_durable)
-            })
-            .map_err(|e| Error::WriterStopped(Some(format!("cannot spawn the writer thread: {e}"))))?;
+            .name("ballot-group-commit".into())
+            .spawn(move || run(store, &rx, options.max_group, &writer_shared, &mut on_durable))
+            .map_err(|e| StorageError::Io(format!("cannot spawn the group-commit writer thread: {e}")))?;
         Ok(GroupCommit { tx: Some(tx), shared, thread: Some(thread) })
     }
 
@@ -123,7 +114,7 @@ impl<E: LogEntry, H: Serialize + DeserializeOwned + Send + 'static> GroupCommit<
     ///
     /// # Errors
     /// As for [`spawn`](Self::spawn).
-    pub fn with_channel(store: RocksStore<E, H>) -> Result<(Self, Receiver<Ack>)> {
+    pub fn with_channel(store: S) -> Result<(Self, Receiver<Ack>), StorageError> {
         let (tx, rx) = mpsc::channel();
         let gc = Self::spawn(store, move |ack| {
             let _ = tx.send(ack);
@@ -135,8 +126,8 @@ impl<E: LogEntry, H: Serialize + DeserializeOwned + Send + 'static> GroupCommit<
     /// full (backpressure).
     ///
     /// # Errors
-    /// [`Error::WriterStopped`] once the writer has failed or been shut down.
-    pub fn submit(&self, batch: Persist<E, H>) -> Result<()> {
+    /// The writer's failure once it has failed, [`StorageError::Closed`] after shutdown.
+    pub fn submit(&self, batch: Persist<E, H>) -> Result<(), StorageError> {
         let tx = self.tx.as_ref().ok_or_else(|| self.shared.stopped())?;
         match tx.try_send(batch) {
             Ok(()) => Ok(()),
@@ -154,22 +145,15 @@ impl<E: LogEntry, H: Serialize + DeserializeOwned + Send + 'static> GroupCommit<
     /// Writes everything queued, stops the writer and returns the store.
     ///
     /// # Errors
-    /// [`Error::WriterStopped`] with the cause if the writer failed.
-    pub fn shutdown(mut self) -> Result<RocksStore<E, H>> {
-        self.stop()
-    }
-
-    fn stop(&mut self) -> Result<RocksStore<E, H>> {
+    /// The writer's failure, if it failed.
+    pub fn shutdown(mut self) -> Result<S, StorageError> {
         drop(self.tx.take());
         let Some(thread) = self.thread.take() else { return Err(self.shared.stopped()) };
-        match thread.join() {
-            Ok(r) => r,
-            Err(_) => Err(Error::WriterStopped(Some("the writer thread panicked".into()))),
-        }
+        thread.join().unwrap_or_else(|_| Err(StorageError::Io("the group-commit writer thread panicked".into())))
     }
 }
 
-impl<E, H> Drop for GroupCommit<E, H> {
+impl<E, H, S> Drop for GroupCommit<E, H, S> {
     /// Closes the queue and waits for the writer to write what was queued.
     fn drop(&mut self) {
         drop(self.tx.take());
@@ -179,17 +163,17 @@ impl<E, H> Drop for GroupCommit<E, H> {
     }
 }
 
-fn run<E: LogEntry, H: Serialize + DeserializeOwned + Send + 'static>(
-    mut store: RocksStore<E, H>,
+fn run<E: LogEntry, H, S: LogStore<E, H>>(
+    mut store: S,
     rx: &Receiver<Persist<E, H>>,
     max_group: usize,
     shared: &Shared,
     on_durable: &mut dyn FnMut(Ack),
-) -> Result<RocksStore<E, H>> {
+) -> Result<S, StorageError> {
     let mut group: Vec<Persist<E, H>> = Vec::new();
     while let Ok(first) = rx.recv() {
         group.push(first);
-        // Everything that queued up while the previous sync was in flight.
+        // Everything that queued up while the previous write was in flight.
         while group.len() < max_group {
             match rx.try_recv() {
                 Ok(b) => group.push(b),
@@ -197,20 +181,47 @@ fn run<E: LogEntry, H: Serialize + DeserializeOwned + Send + 'static>(
             }
         }
         let last = group.last().map_or(PersistId(0), |b| b.id);
-        match store.write_batches(&group) {
+        match store.write(&group) {
             Ok(()) => {
                 shared.durable.store(last.0.saturating_add(1), Ordering::Release);
                 group.clear();
                 on_durable(Ok(last));
             }
             Err(e) => {
-                tracing::error!(error = %e, "storage write failed; the group-commit writer stops");
-                let msg = e.to_string();
-                *shared.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(msg.clone());
-                on_durable(Err(Arc::new(e)));
-                return Err(Error::WriterStopped(Some(msg)));
+                *shared.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.clone());
+                on_durable(Err(e.clone()));
+                return Err(e);
             }
         }
     }
     Ok(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemStore;
+    use crate::testkit::{TestEntry, TestHardState, entry};
+
+    #[test]
+    fn groups_queued_batches_and_acknowledges_in_order() {
+        let store: MemStore<TestEntry, TestHardState> = MemStore::new();
+        let probe = store.clone();
+        let (gc, acks) = GroupCommit::with_channel(store).unwrap();
+        for i in 1..=500u64 {
+            let mut b = Persist::new(PersistId(i));
+            b.entries.push(entry(i, 1));
+            gc.submit(b).unwrap();
+        }
+        let mut last = 0;
+        while last < 500 {
+            let id = acks.recv().unwrap().unwrap().0;
+            assert!(id > last, "acknowledgements increase");
+            last = id;
+        }
+        assert_eq!(gc.durable(), Some(PersistId(500)));
+        let mut store = gc.shutdown().unwrap();
+        assert_eq!(store.recover().unwrap().entries.len(), 500);
+        assert!(probe.write_calls() < 500, "batches were grouped into fewer writes ({})", probe.write_calls());
+    }
 }

@@ -1,6 +1,7 @@
 //! ballot's build runner. `cargo xtask test` is the one test command (CI runs it);
 //! `cargo xtask --help` lists the rest.
 
+mod bench;
 mod boundary;
 mod cluster;
 mod demo;
@@ -46,6 +47,20 @@ enum Cmd {
         /// raft or multipaxos.
         #[arg(long, default_value = "raft")]
         consensus: String,
+    },
+    /// ballot side by side with etcd on this machine (release build, about 8 minutes plus
+    /// the first release build): `cargo xtask bench --vs etcd`. Writes the figures to
+    /// docs/benchmarks.md and docs/bench-vs-etcd.svg.
+    Bench {
+        /// The system to compare with: etcd (3 members on loopback, Debian's etcd-server).
+        #[arg(long)]
+        vs: String,
+        /// A short run to check the machinery (a tenth of the requests; docs untouched).
+        #[arg(long)]
+        quick: bool,
+        /// Use the release binaries already built.
+        #[arg(long)]
+        no_build: bool,
     },
     /// Runs the deterministic simulator (release build): `cargo xtask sim --algo raft --seeds 300`.
     /// Arguments are passed to `ballot-sim`; see `cargo xtask sim --help`.
@@ -118,7 +133,19 @@ fn test() -> Result<()> {
     Ok(())
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match run_command() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of causes, without a backtrace: the failing step already printed
+            // its own output.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Test | Cmd::Ci => test(),
@@ -148,6 +175,7 @@ fn main() -> Result<()> {
             }
             .map(|_| ())
         }
+        Cmd::Bench { vs, quick, no_build } => bench::bench(&bench::Options { vs, quick, no_build }),
         Cmd::Sim { args } => {
             let mut c = cargo();
             c.args(["run", "--quiet", "--release", "--locked", "-p", "ballot-sim", "--"]).args(args);

@@ -46,8 +46,8 @@ fn watch_survives_leader_failover_without_gap_or_duplicate() {
         runtime().block_on(async {
             let cfg = ConfigClient::connect(cluster.spec().client_config().unwrap()).await.unwrap();
             let first = cfg.set("app", "seed", "0").await.unwrap().revision;
-            // The watcher uses its own client; it connects to the leader (its first endpoint
-            // that answers), so killing the leader cuts its stream.
+            // The watcher uses its own client. The test kills the node serving the watch
+            // (cutting its stream) and the leader (a failover), the same node or in turn.
             let watcher = ConfigClient::connect(cluster.spec().client_config().unwrap()).await.unwrap();
             let mut watch = watcher.watch("app", "", true, Some(first + 1)).await.unwrap();
             let total = 120u64;
@@ -68,8 +68,17 @@ fn watch_survives_leader_failover_without_gap_or_duplicate() {
             while events.len() < 30 {
                 events.push(watch.next().await.unwrap());
             }
+            let serving = watch.node().unwrap();
+            let watched = (1..=3).map(NodeId).find(|&id| cluster.spec().listen(id) == serving).unwrap();
             let old = leader(&cfg).await;
-            cluster.kill(old);
+            cluster.kill(watched);
+            if watched != old {
+                while events.len() < 60 {
+                    events.push(watch.next().await.unwrap());
+                }
+                cluster.restart(watched).unwrap();
+                cluster.kill(old);
+            }
             while (events.len() as u64) < total {
                 let e = tokio::time::timeout(Duration::from_secs(20), watch.next())
                     .await

@@ -39,7 +39,10 @@ fn spawn_campaigner(cluster: &Cluster, value: &str) -> (Child, mpsc::Receiver<St
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("ELECTED ") && tx.send(line).is_err() {
+            // libtest prints "test campaigner ... " on the same line first.
+            if let Some(at) = line.find("ELECTED ")
+                && tx.send(line[at..].to_owned()).is_err()
+            {
                 return;
             }
         }

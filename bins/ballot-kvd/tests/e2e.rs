@@ -40,10 +40,10 @@ async fn client(cluster: &Cluster) -> KvClient {
 async fn leader(kv: &KvClient) -> NodeId {
     for _ in 0..100 {
         for (_, status) in kv.client().statuses().await {
-            if let Ok(s) = status {
-                if s.status.role == ballot_core::Role::Leader {
-                    return s.status.id;
-                }
+            if let Ok(s) = status
+                && s.status.role == ballot_core::Role::Leader
+            {
+                return s.status.id;
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -193,6 +193,20 @@ fn minority_refuses_writes_majority_continues() {
             cluster.kill(NodeId(4));
             cluster.kill(NodeId(5));
             kv.put("majority", "2").await.expect("three of five must still accept writes");
+            // Node 1 learns the commit with the next heartbeat; wait until it has applied it,
+            // so that what it serves locally once cut off is known.
+            let endpoint = cluster.spec().listen(NodeId(1)).to_string();
+            let serializable_get = || {
+                kv.client().call_at(
+                    &endpoint,
+                    ballot_kv::KvRequest::Get { key: "majority".into(), consistency: Consistency::Serializable },
+                )
+            };
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !matches!(serializable_get().await, Ok(ballot_kv::KvResponse::Get { kv: Some(_), .. })) {
+                assert!(std::time::Instant::now() < deadline, "{consensus}: node 1 never applied the write");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             cluster.kill(NodeId(3));
             let mut config = cluster.spec().client_config().unwrap();
             config.deadline = Duration::from_secs(3);
@@ -212,23 +226,19 @@ fn minority_refuses_writes_majority_continues() {
                 ),
                 "{consensus}: expected a clear retryable error, got {err:?}"
             );
-            // A serializable read is still served by a minority node.
-            let endpoint = cluster.spec().listen(NodeId(1)).to_string();
-            let r = kv
-                .client()
-                .call_at(
-                    &endpoint,
-                    ballot_kv::KvRequest::Get { key: "majority".into(), consistency: Consistency::Serializable },
-                )
-                .await
-                .unwrap();
+            // A serializable read is still served by a minority node, from its own state.
+            let r = serializable_get().await.unwrap();
             assert!(matches!(r, ballot_kv::KvResponse::Get { kv: Some(_), .. }), "{consensus}: {r:?}");
             for id in [3, 4, 5] {
                 cluster.restart(NodeId(id)).unwrap();
             }
             cluster.wait_ready(Duration::from_secs(30)).unwrap();
             kv.put("healed", "4").await.unwrap();
-            assert!(kv.get("minority").await.unwrap().is_none(), "{consensus}: the refused write must not appear");
+            // The refused write's outcome was indeterminate: a first attempt may have reached
+            // the old leader's log before it lost its quorum, and a healed cluster may commit
+            // it (as etcd may after a timeout). It is there whole, or not at all.
+            let minority_value = kv.get("minority").await.unwrap().map(|k| k.value);
+            assert!(matches!(minority_value.as_deref(), None | Some(b"3")), "{consensus}: {minority_value:?}");
             assert_eq!(kv.get("majority").await.unwrap().map(|k| k.value), Some(Bytes::from("2")));
         });
     }

@@ -160,6 +160,12 @@ impl ConfigWatch {
         self.next_revision
     }
 
+    /// The node the watch is connected to, if it is.
+    #[must_use]
+    pub fn node(&self) -> Option<std::net::SocketAddr> {
+        self.stream.as_ref().map(WatchStream::node)
+    }
+
     /// How many times the watch has reconnected.
     #[must_use]
     pub fn reconnects(&self) -> u64 {

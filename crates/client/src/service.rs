@@ -64,6 +64,10 @@ struct Inner {
     preferred: std::sync::Mutex<Option<SocketAddr>>,
     client_id: u64,
     seq: AtomicU64,
+    /// Sessions of finished calls, for reuse. A session's writes must reach the cluster in
+    /// sequence order (the session table calls an older sequence number stale), so calls
+    /// made concurrently through clones of one client each take a session of their own.
+    idle_sessions: std::sync::Mutex<Vec<Session>>,
 }
 
 /// A client of one ballot service whose state machine type is `S` (used only for its
@@ -111,6 +115,7 @@ impl<S: StateMachine> Client<S> {
                 preferred: std::sync::Mutex::new(None),
                 client_id: random_u64(),
                 seq: AtomicU64::new(0),
+                idle_sessions: std::sync::Mutex::new(Vec::new()),
                 config,
             }),
             service: PhantomData,
@@ -130,10 +135,26 @@ impl<S: StateMachine> Client<S> {
     /// The server's error if it is not retryable or the deadline passed;
     /// [`Error::Unreachable`] if no node answered.
     pub async fn call(&self, request: S::Request) -> Result<S::Response, Error> {
-        let session = Session { client: self.inner.client_id, seq: self.inner.seq.fetch_add(1, Ordering::Relaxed) + 1 };
-        match self.round_trip(&ClientRequest::Call { session: Some(session), request }, None).await? {
+        let session = self.take_session();
+        let result = self.round_trip(&ClientRequest::Call { session: Some(session), request }, None).await;
+        // Only a finished call gives its session back: a cancelled one may still apply.
+        self.inner.idle_sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(session);
+        match result? {
             ClientReply::Response(r) => Ok(r),
             other => Err(Error::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// The session for the next call: the client's own while no other call is under
+    /// way, otherwise an idle one or a new one, with its sequence number advanced.
+    fn take_session(&self) -> Session {
+        let idle = self.inner.idle_sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        match idle {
+            Some(s) => Session { client: s.client, seq: s.seq + 1 },
+            None if self.inner.seq.fetch_add(1, Ordering::Relaxed) == 0 => {
+                Session { client: self.inner.client_id, seq: 1 }
+            }
+            None => Session { client: random_u64(), seq: 1 },
         }
     }
 
@@ -186,7 +207,9 @@ impl<S: StateMachine> Client<S> {
             }
             match self.session(addr).await {
                 Ok(session) => match session.open_stream(frame.clone()).await {
-                    Ok(stream) => return Ok(WatchStream { stream, codec: self.inner.codec, service: PhantomData }),
+                    Ok(stream) => {
+                        return Ok(WatchStream { stream, node: addr, codec: self.inner.codec, service: PhantomData });
+                    }
                     Err(e) => {
                         last = e.to_string();
                         self.forget(addr).await;
@@ -383,11 +406,18 @@ impl Backoff {
 /// "compacted"), or `None` when the stream closed.
 pub struct WatchStream<S: StateMachine> {
     stream: ResponseStream,
+    node: SocketAddr,
     codec: Codec,
     service: PhantomData<fn() -> S>,
 }
 
 impl<S: StateMachine> WatchStream<S> {
+    /// The node serving this stream.
+    #[must_use]
+    pub fn node(&self) -> SocketAddr {
+        self.node
+    }
+
     /// The next event; `None` when the node ended the stream.
     ///
     /// # Errors

@@ -152,14 +152,18 @@ impl ServerArgs {
         env: impl Fn(&str) -> Option<OsString>,
     ) -> Result<Self, ServerError> {
         let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        // Settings from `env` (the process environment, in production) and from the file
+        // become flags placed before the real ones, so that precedence is flag >
+        // environment > file > default without relying on clap reading the environment.
         let command = Self::command().name(name).bin_name(name).about(about);
+        let mut extra = env_args(&command, &args, &env);
         let file = config_path(&args).or_else(|| env("BALLOT_CONFIG").map(PathBuf::from));
         if let Some(file) = file {
-            let extra = file_args(&command, &file, &args, &env)?;
-            let rest = args.split_off(1.min(args.len()));
-            args.extend(extra);
-            args.extend(rest);
+            extra.extend(file_args(&command, &file, &args, &env)?);
         }
+        let rest = args.split_off(1.min(args.len()));
+        args.extend(extra);
+        args.extend(rest);
         let matches = command.try_get_matches_from(args)?;
         let parsed = Self::from_arg_matches(&matches)?;
         parsed.validate()?;
@@ -232,6 +236,30 @@ fn config_path(args: &[OsString]) -> Option<PathBuf> {
     None
 }
 
+/// Whether `--{long}` is on the command line.
+fn given(args: &[OsString], long: &str) -> bool {
+    let flag = format!("--{long}");
+    args.iter().any(|a| a.to_string_lossy() == flag || a.to_string_lossy().starts_with(&format!("{flag}=")))
+}
+
+/// Turns the `BALLOT_*` environment variables into `--name=value` arguments for the
+/// settings not given by flag.
+fn env_args(command: &clap::Command, args: &[OsString], env: &impl Fn(&str) -> Option<OsString>) -> Vec<OsString> {
+    let mut out = Vec::new();
+    for arg in command.get_arguments() {
+        let (Some(long), Some(name)) = (arg.get_long(), arg.get_env()) else { continue };
+        if long == "config" || given(args, long) {
+            continue;
+        }
+        if let Some(value) = env(&name.to_string_lossy()) {
+            let mut flag = OsString::from(format!("--{long}="));
+            flag.push(value);
+            out.push(flag);
+        }
+    }
+    out
+}
+
 /// Turns the file's settings into `--name=value` arguments for the settings not given
 /// by flag or environment.
 fn file_args(
@@ -250,14 +278,11 @@ fn file_args(
             .get_arguments()
             .find(|a| a.get_long() == Some(key.as_str()) && key != "config")
             .ok_or_else(|| ServerError::Args(format!("unknown setting {key:?} in {}", file.display())))?;
-        let env_name = arg.get_env().map(|e| e.to_string_lossy().into_owned());
-        if env_name.is_some_and(|e| env(&e).is_some()) {
+        let from_env = arg.get_env().is_some_and(|e| env(&e.to_string_lossy()).is_some());
+        if from_env || given(args, &key) {
             continue;
         }
         let flag = format!("--{key}");
-        if args.iter().any(|a| a.to_string_lossy() == flag || a.to_string_lossy().starts_with(&format!("{flag}="))) {
-            continue;
-        }
         let value = match value {
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),

@@ -20,7 +20,6 @@ struct Http {
 }
 
 /// Why a node is or is not ready, as `/readyz` and `/health` report it.
-#[must_use]
 pub fn readiness(status: &NodeStatus) -> Result<(), String> {
     if status.status.leader.is_none() {
         return Err("no leader".into());

@@ -50,7 +50,15 @@ impl Cli {
         S: AsRef<std::ffi::OsStr>,
     {
         let mut c = Command::new(&self.binary);
-        c.args(args).env("BALLOT_ENDPOINTS", &self.endpoints).env("BALLOT_CERT_DIR", &self.cert_dir);
+        c.args(args);
+        // Unset until a cluster is up: the CLI's own defaults (or the caller's
+        // environment) apply then.
+        if !self.endpoints.is_empty() {
+            c.env("BALLOT_ENDPOINTS", &self.endpoints);
+        }
+        if !self.cert_dir.as_os_str().is_empty() {
+            c.env("BALLOT_CERT_DIR", &self.cert_dir);
+        }
         c
     }
 

@@ -235,7 +235,10 @@ impl Output {
                 Err(e) => vec![
                     endpoint.clone(),
                     "-".into(),
-                    format!("unreachable: {e}"),
+                    match e {
+                        ballot_client::Error::Unreachable { last, .. } => format!("unreachable ({last})"),
+                        other => format!("error: {other}"),
+                    },
                     String::new(),
                     String::new(),
                     String::new(),

@@ -324,6 +324,9 @@ impl<S: StateMachine> Client<S> {
             if Instant::now() >= deadline {
                 return Err(match last {
                     Some(Error::Server(e)) => Error::Server(e),
+                    // One node asked: its own error says it all.
+                    Some(e @ Error::Unreachable { .. }) if only.is_some() => e,
+                    Some(Error::Unreachable { last, .. }) => self.unreachable(last),
                     Some(other) => self.unreachable(other.to_string()),
                     None => self.unreachable("deadline passed".into()),
                 });

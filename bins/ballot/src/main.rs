@@ -4,6 +4,7 @@
 //! `ballot status` shows every node's view; `ballot certs` writes a development CA and
 //! certificates. Tables for people, `--output json` for scripts.
 
+mod bench;
 mod output;
 
 use std::path::PathBuf;
@@ -83,6 +84,10 @@ enum Command {
     /// Local development clusters: node processes on loopback, in the background.
     #[command(subcommand)]
     Cluster(ClusterCmd),
+    /// Benchmarks the database with etcd's `benchmark` workloads: `ballot bench --clients
+    /// 100 --conns 10 --total 10000 put --val-size 256 --sequential-keys`, `ballot bench
+    /// range --consistency s`; prints throughput, latency percentiles and a histogram.
+    Bench(ballot_bench::cli::BenchArgs),
     /// Writes a development CA, node certificates and a client certificate.
     Certs {
         /// Where to write them.
@@ -316,6 +321,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Cluster(cmd) => cluster(cmd, &out),
+        Command::Bench(args) => bench::bench(&args, &cli.global, cli.global.output == Format::Json).await,
         Command::Kv(cmd) => kv(cmd, &cli.global, &out).await,
         Command::Config(cmd) => config(cmd, &cli.global, &out).await,
         Command::Election(cmd) => election(cmd, &cli.global, &out).await,

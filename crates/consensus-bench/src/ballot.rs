@@ -48,7 +48,11 @@ impl<E: LogEntry, H> VecLog<E, H> {
                 continue; // below the compacted prefix: nothing to keep
             }
             let at = usize::try_from(index - self.first).expect("index within memory");
-            if at >= self.entries.len() {
+            let len = self.entries.len();
+            if at == len {
+                // Appending: the usual case.
+                self.entries.push_back(Some(e));
+            } else if at > len {
                 self.entries.resize_with(at, || None);
                 self.entries.push_back(Some(e));
             } else {
@@ -57,7 +61,13 @@ impl<E: LogEntry, H> VecLog<E, H> {
         }
         if let Some(upto) = batch.compact_to {
             let drop = usize::try_from(upto.saturating_add(1).saturating_sub(self.first)).unwrap_or(usize::MAX);
-            self.entries.drain(..drop.min(self.entries.len()));
+            let drop = drop.min(self.entries.len());
+            self.entries.drain(..drop);
+            if self.entries.len() <= drop {
+                // Back to the start of the buffer (no dearer than the drop): the ring then
+                // reuses the memory it touched last instead of circling through all of it.
+                self.entries = VecDeque::from(Vec::from(std::mem::take(&mut self.entries)));
+            }
             self.first = self.first.max(upto + 1);
         }
         if let Some(h) = batch.hard_state {

@@ -104,11 +104,10 @@ impl<M, E, H> Outbox<M, E, H> {
         entries.push(entry);
     }
 
-    /// Adds entries to the batch being built.
-    pub(crate) fn extend_entries(&mut self, entries: impl IntoIterator<Item = E>) {
-        let entries = entries.into_iter();
-        self.reserve_entries(entries.size_hint().0);
-        self.batch.entries.extend(entries);
+    /// The entries of the batch being built, with room for `additional` more.
+    pub(crate) fn entries_for(&mut self, additional: usize) -> &mut Vec<E> {
+        self.reserve_entries(additional);
+        &mut self.batch.entries
     }
 
     /// Makes room for `additional` more entries in the batch being built.

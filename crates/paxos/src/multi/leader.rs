@@ -80,6 +80,9 @@ pub(super) struct Leader {
     reads: VecDeque<(ReadId, u64, u64)>,
     /// Reads waiting for the takeover range to be decided.
     early_reads: Vec<ReadId>,
+    /// Room for the value vectors of one Accept to several followers, kept between
+    /// flushes (see [`MultiPaxos::flush`]).
+    fanout: Vec<Vec<Value>>,
 }
 
 /// Most unacknowledged rounds remembered for the lease.
@@ -278,6 +281,7 @@ impl MultiPaxos {
             lease_until: Instant::ZERO,
             reads: VecDeque::new(),
             early_reads: Vec::new(),
+            fanout: Vec::new(),
         });
         self.set_role(Role::Leader);
         self.set_leader(Some(self.id()), c.ballot.round);
@@ -380,13 +384,37 @@ impl MultiPaxos {
                     self.out.send(to, Message::Heartbeat { ballot: l.ballot, commit, seq: l.seq });
                 }
             }
+            let can_send =
+                |p: &Progress| p.id != id && p.inflight.len() < max_inflight && p.inflight_bytes < max_inflight_bytes;
+            // The followers due the same next Accept (usually all of them) get their copies
+            // of its values from one walk over the log: each entry and its command's
+            // reference count are touched once, not once per follower.
+            let mut shared = std::mem::take(&mut l.fanout);
+            let mut shared_from = 0;
+            let mut shared_bytes = 0;
+            if let Some(first) = l.progress.iter().find(|p| can_send(p) && p.next.max(snap + 1) < l.next_slot) {
+                let from = first.next.max(snap + 1);
+                let room = (l.next_slot - from).min(max_slots as u64);
+                let n = l.progress.iter().filter(|p| can_send(p) && p.next.max(snap + 1) == from).count();
+                if n > 1 {
+                    shared.resize_with(n, Vec::new);
+                    shared_bytes = self.log.values_into(from, room, max_bytes, &mut shared);
+                    shared_from = from;
+                }
+            }
             for p in l.progress.iter_mut().filter(|p| p.id != id) {
                 let to = p.id;
                 p.next = p.next.max(snap + 1);
                 let mut sent = false;
                 while p.inflight.len() < max_inflight && p.inflight_bytes < max_inflight_bytes && p.next < l.next_slot {
                     let room = (l.next_slot - p.next).min(max_slots as u64);
-                    let (values, bytes) = self.log.values_from(p.next, room, max_bytes);
+                    let (values, bytes) = match shared.pop() {
+                        Some(values) if p.next == shared_from => (values, shared_bytes),
+                        other => {
+                            shared.extend(other);
+                            self.log.values_from(p.next, room, max_bytes)
+                        }
+                    };
                     if values.is_empty() {
                         break;
                     }
@@ -403,6 +431,8 @@ impl MultiPaxos {
                     self.out.send(to, Message::Commit { ballot: l.ballot, commit });
                 }
             }
+            shared.clear();
+            l.fanout = shared;
         }
         self.out.flush_persist();
         if self.lead.is_some() {

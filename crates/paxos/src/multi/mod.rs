@@ -372,10 +372,11 @@ impl MultiPaxos {
     /// [`next_apply`](Self::next_apply) builds from the log when they are polled
     /// (decided slots do not change until compaction, which builds them first).
     fn apply_committed(&mut self) {
-        let mut upto = self.apply_queued;
-        while upto < self.commit && self.log.contains(upto + 1) {
-            upto += 1;
-        }
+        let upto = if self.apply_queued < self.commit {
+            self.log.held_through(self.apply_queued + 1, self.commit)
+        } else {
+            self.apply_queued
+        };
         if upto > self.apply_queued {
             self.apply_queued = upto;
             self.out.push_apply_up_to(upto);
@@ -648,12 +649,11 @@ impl MultiPaxos {
         let start = first_slot.saturating_add(decided as u64);
         if decided < values.len() && start == self.log.end() && self.log.is_free_from(start) {
             // The usual case: every slot is new and continues the log. Written and logged
-            // in one pass each (the write gets clones, the log the values).
+            // in one pass (the write gets clones, the log the values).
             let mut values = values;
             values.drain(..decided);
-            let entry = |i: usize, value| Entry { slot: start + i as u64, ballot, value };
-            self.out.extend_entries(values.iter().enumerate().map(|(i, v)| entry(i, v.clone())));
-            self.log.append(values.into_iter().enumerate().map(|(i, v)| entry(i, v)));
+            let copies = self.out.entries_for(values.len());
+            self.log.append_copying(ballot, values.into_iter(), copies);
         } else {
             self.accept_each(ballot, first_slot, values);
         }

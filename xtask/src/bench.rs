@@ -486,7 +486,7 @@ fn update_docs(path: &Path, block: &str) -> Result<()> {
     let generated = format!("{BEGIN}\n{block}{END}");
     let new = match (text.find(BEGIN), text.find(END)) {
         (Some(a), Some(b)) if a < b => format!("{}{generated}{}", &text[..a], &text[b + END.len()..]),
-        _ => format!("{}\n## ballot vs etcd\n\n{generated}\n", text.trim_end()),
+        _ => format!("{}\n\n## ballot vs etcd\n\n{generated}\n", text.trim_end()),
     };
     fs::write(path, new)?;
     Ok(())

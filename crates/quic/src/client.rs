@@ -15,7 +15,7 @@ use ballot_core::NodeId;
 use ballot_wire::{FrameEncoder, FrameKind, Hello};
 use bytes::Bytes;
 
-use crate::config::{transport_config, validate_cluster, validate_frame_size, validate_timeouts};
+use crate::config::{client_endpoint, transport_config, validate_cluster, validate_frame_size, validate_timeouts};
 use crate::stream::{FrameReader, HelloError, connection_error, read_hello, write_frame, write_hello};
 use crate::{CLOSE_NORMAL, ClientOptions, Error, PeerIdentity, TlsConfig, node_dns_name};
 
@@ -192,11 +192,9 @@ impl ClientConnector {
         };
         let (any_node, named) = (quic(true)?, quic(false)?);
         let endpoint = match options.bind {
-            Some(addr) => {
-                quinn::Endpoint::client(addr).map_err(|source| Error::Bind { addr: addr.to_string(), source })?
-            }
-            None => quinn::Endpoint::client(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)))
-                .or_else(|_| quinn::Endpoint::client(SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))))
+            Some(addr) => client_endpoint(addr).map_err(|source| Error::Bind { addr: addr.to_string(), source })?,
+            None => client_endpoint(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)))
+                .or_else(|_| client_endpoint(SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))))
                 .map_err(|source| Error::Bind { addr: "0.0.0.0:0".into(), source })?,
         };
         let node = tls.identity().node;

@@ -180,10 +180,35 @@ pub(crate) fn validate_timeouts(keep_alive: Duration, idle: Duration, handshake:
     Ok(())
 }
 
-/// Ack-eliciting packets a peer may receive before it must acknowledge.
-const ACK_ELICITING_THRESHOLD: u32 = 8;
-/// The longest a peer may delay an acknowledgement.
-const MAX_ACK_DELAY: Duration = Duration::from_millis(1);
+/// The UDP socket buffers asked for (the kernel caps them at `net.core.rmem_max` and
+/// `wmem_max`). The default ~200 KiB receive buffer overflows when a node answers a
+/// burst from hundreds of clients: measured on loopback with 1,000 clients, 13 % of the
+/// datagrams were dropped, each costing a retransmission after a probe timeout.
+const SOCKET_BUFFER: usize = 8 << 20;
+
+/// Enlarges a UDP socket's receive and send buffers (best effort: a refusal is logged).
+pub(crate) fn enlarge_socket_buffers(socket: socket2::SockRef<'_>) {
+    if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUFFER) {
+        tracing::debug!(error = %e, "cannot enlarge the UDP receive buffer");
+    }
+    if let Err(e) = socket.set_send_buffer_size(SOCKET_BUFFER) {
+        tracing::debug!(error = %e, "cannot enlarge the UDP send buffer");
+    }
+}
+
+/// A client-only endpoint on a socket bound to `addr` (dual-stack for an IPv6
+/// wildcard, as `quinn::Endpoint::client` does), with enlarged buffers.
+pub(crate) fn client_endpoint(addr: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        let _ = socket.set_only_v6(false);
+    }
+    socket.bind(&addr.into())?;
+    enlarge_socket_buffers(socket2::SockRef::from(&socket));
+    let runtime = quinn::default_runtime().ok_or_else(|| std::io::Error::other("no async runtime found"))?;
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket.into(), runtime)
+}
 
 /// Transport parameters: keep-alives, idle timeout, windows; the peer may open
 /// `bidi_streams` bidirectional streams (raised per client connection) and no
@@ -207,13 +232,6 @@ pub(crate) fn transport_config(
     t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(bidi_streams));
     t.max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
     t.datagram_receive_buffer_size(None);
-    // Ask the peer to acknowledge every few ack-eliciting packets (or after 1 ms)
-    // instead of every second one: under load most ACK-only packets go, and with them a
-    // syscall and a packet encryption each (acknowledgements only release send credit;
-    // data is delivered as it arrives).
-    let mut ack = quinn::AckFrequencyConfig::default();
-    ack.ack_eliciting_threshold(quinn::VarInt::from_u32(ACK_ELICITING_THRESHOLD)).max_ack_delay(Some(MAX_ACK_DELAY));
-    t.ack_frequency_config(Some(ack));
     Ok(Arc::new(t))
 }
 

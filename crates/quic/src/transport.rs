@@ -177,6 +177,7 @@ impl QuicTransport {
         let cid_secret = config.tls.derive_secret(b"ballot-quic connection id key v1");
         let cid_key = u64::from_le_bytes(cid_secret[..8].try_into().unwrap_or_default());
         endpoint_config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
+        crate::config::enlarge_socket_buffers(socket2::SockRef::from(&socket));
         let endpoint = {
             let _guard = runtime.enter();
             quinn::Endpoint::new(

@@ -118,8 +118,9 @@ pub struct ServerArgs {
     #[arg(long, env = "BALLOT_HEARTBEAT_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub heartbeat_ms: u64,
 
-    /// Take a snapshot and compact the log every this many applied entries.
-    #[arg(long, env = "BALLOT_SNAPSHOT_EVERY", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Take a snapshot and compact the log every this many applied entries (etcd's
+    /// `--snapshot-count` default; each snapshot encodes the whole service state).
+    #[arg(long, env = "BALLOT_SNAPSHOT_EVERY", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub snapshot_every: u64,
 
     /// How long a client request may wait to complete, in milliseconds.

@@ -6,14 +6,14 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{IsTerminal, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 
-use crate::cluster::target_dir;
+use crate::cluster::{Teardown, target_dir};
 use crate::{cargo, run, workspace_root};
 
 /// The Debian packages the comparison needs besides RocksDB's build tools.
@@ -167,30 +167,6 @@ fn free_base() -> Result<u16> {
     bail!("no free range of loopback ports found")
 }
 
-/// Everything started; torn down when dropped, whatever happened.
-struct Running {
-    cli: PathBuf,
-    ballot_dirs: Vec<PathBuf>,
-    etcd: Vec<Child>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        for c in &mut self.etcd {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for dir in &self.ballot_dirs {
-            let _ = Command::new(&self.cli)
-                .args(["cluster", "down", "--dir"])
-                .arg(dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
 /// A plain `write` (256 B appended) + `fdatasync` loop in `dir` for `secs`: the disk's
 /// rate of durable appends, the physical reference for durable writes.
 fn fdatasync_rate(dir: &Path, secs: f64) -> Result<f64> {
@@ -210,7 +186,7 @@ fn fdatasync_rate(dir: &Path, secs: f64) -> Result<f64> {
     Ok(rate)
 }
 
-fn etcd_cluster(dir: &Path, base: u16, running: &mut Running) -> Result<Vec<String>> {
+fn etcd_cluster(dir: &Path, base: u16, running: &mut Teardown) -> Result<Vec<String>> {
     let peer = |i: u16| format!("http://127.0.0.1:{}", base + 410 + i);
     let client = |i: u16| format!("http://127.0.0.1:{}", base + 400 + i);
     let initial = (1..=3).map(|i| format!("e{i}={}", peer(i))).collect::<Vec<_>>().join(",");
@@ -230,7 +206,7 @@ fn etcd_cluster(dir: &Path, base: u16, running: &mut Running) -> Result<Vec<Stri
             .stderr(log)
             .spawn()
             .context("starting etcd")?;
-        running.etcd.push(child);
+        running.children.push(child);
     }
     let endpoints: Vec<String> = (1..=3).map(client).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -257,7 +233,7 @@ fn etcd_cluster(dir: &Path, base: u16, running: &mut Running) -> Result<Vec<Stri
     }
 }
 
-fn ballot_cluster(cli: &Path, dir: &Path, consensus: &str, base: u16, running: &mut Running) -> Result<Vec<String>> {
+fn ballot_cluster(cli: &Path, dir: &Path, consensus: &str, base: u16, running: &mut Teardown) -> Result<Vec<String>> {
     let dir_s = dir.to_string_lossy().into_owned();
     let out = Command::new(cli)
         .args(["cluster", "up", "--service", "kv", "--nodes", "3", "--consensus", consensus])
@@ -266,7 +242,7 @@ fn ballot_cluster(cli: &Path, dir: &Path, consensus: &str, base: u16, running: &
         .stdin(Stdio::null())
         .output()
         .context("running `ballot cluster up`")?;
-    running.ballot_dirs.push(dir.to_owned());
+    running.cluster_dirs.push(dir.to_owned());
     ensure!(out.status.success(), "`ballot cluster up` failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     let endpoints: Vec<String> = (1..=3).map(|i| format!("127.0.0.1:{}", base + i)).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -405,7 +381,7 @@ pub fn bench(opts: &Options) -> Result<()> {
     let run_started = Instant::now();
     let when = sh("date -u '+%Y-%m-%d %H:%M UTC'");
     let load_start = loadavg();
-    let mut running = Running { cli: cli.clone(), ballot_dirs: Vec::new(), etcd: Vec::new() };
+    let mut running = Teardown::new(&cli);
 
     eprintln!("==> the disk's plain fdatasync rate in {} (write 256 B + fdatasync, 3 s)", dir.display());
     let sync_before = fdatasync_rate(&dir, 3.0)?;
@@ -436,7 +412,7 @@ pub fn bench(opts: &Options) -> Result<()> {
         }
     }
     let mut memory = serde_json::Map::new();
-    let etcd_pids: Vec<u32> = running.etcd.iter().map(Child::id).collect();
+    let etcd_pids: Vec<u32> = running.children.iter().map(Child::id).collect();
     for (system, pids) in [
         ("etcd", etcd_pids),
         ("ballot-raft", ballot_pids(&dir.join("ballot-raft"))),

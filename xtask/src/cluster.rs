@@ -91,3 +91,34 @@ impl Cli {
             .with_context(|| format!("parsing the output of `ballot {}`", args.join(" ")))
     }
 }
+
+/// What a long xtask command started: clusters (by data directory, stopped with `ballot
+/// cluster down`) and child processes (killed). Torn down when dropped, whatever happened.
+pub struct Teardown {
+    cli: PathBuf,
+    pub cluster_dirs: Vec<PathBuf>,
+    pub children: Vec<std::process::Child>,
+}
+
+impl Teardown {
+    pub fn new(cli: &Path) -> Self {
+        Teardown { cli: cli.to_owned(), cluster_dirs: Vec::new(), children: Vec::new() }
+    }
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for dir in &self.cluster_dirs {
+            let _ = Command::new(&self.cli)
+                .args(["cluster", "down", "--dir"])
+                .arg(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -12,37 +12,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
-use crate::cluster::{Cli, build_bins, target_dir};
-
-/// Stops the clusters it started when dropped, whatever happened.
-struct Clusters {
-    cli: PathBuf,
-    dirs: Vec<PathBuf>,
-    children: Vec<Child>,
-}
-
-impl Drop for Clusters {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for dir in &self.dirs {
-            let _ = std::process::Command::new(&self.cli)
-                .args(["cluster", "down", "--dir"])
-                .arg(dir)
-                .stdout(Stdio::null())
-                .status();
-        }
-    }
-}
+use crate::cluster::{Cli, Teardown, build_bins, target_dir};
 
 fn step(title: &str) {
     println!("\n==> {title}");
 }
 
 /// Starts a cluster of `service` in `dir` and waits until every node knows the leader.
-fn up(cli: &mut Cli, clusters: &mut Clusters, service: &str, base_port: u16, dir: &Path) -> Result<()> {
+fn up(cli: &mut Cli, clusters: &mut Teardown, service: &str, base_port: u16, dir: &Path) -> Result<()> {
     if dir.exists() {
         let _ = std::process::Command::new(&cli.binary).args(["cluster", "down", "--dir"]).arg(dir).output();
         std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
@@ -65,7 +42,7 @@ fn up(cli: &mut Cli, clusters: &mut Clusters, service: &str, base_port: u16, dir
         "--heartbeat-ms",
         "50",
     ])?;
-    clusters.dirs.push(dir.to_owned());
+    clusters.cluster_dirs.push(dir.to_owned());
     cli.endpoints = (1..=3).map(|i| format!("127.0.0.1:{}", base_port + i)).collect::<Vec<_>>().join(",");
     cli.cert_dir = dir.join("certs");
     wait_leader(cli, 3, Duration::from_secs(60))?;
@@ -114,7 +91,7 @@ pub fn demo() -> Result<()> {
     let bin_dir = build_bins()?;
     let root = target_dir()?.join("ballot-demo");
     let mut cli = Cli::new(&bin_dir);
-    let mut clusters = Clusters { cli: cli.binary.clone(), dirs: Vec::new(), children: Vec::new() };
+    let mut clusters = Teardown::new(&cli.binary);
 
     // 1. The database.
     step("starting a 3-node database cluster (ballot-kvd on Raft, QUIC with mutual TLS, RocksDB)");

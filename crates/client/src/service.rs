@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ballot_core::service::{Session, StateMachine};
@@ -63,7 +63,8 @@ struct Inner {
     sessions: tokio::sync::Mutex<HashMap<SocketAddr, Arc<ClientSession>>>,
     preferred: std::sync::Mutex<Option<SocketAddr>>,
     client_id: u64,
-    seq: AtomicU64,
+    /// Whether the session under `client_id` was handed out (it then lives in the pool).
+    own_session_used: AtomicBool,
     /// Sessions of finished calls, for reuse. A session's writes must reach the cluster in
     /// sequence order (the session table calls an older sequence number stale), so calls
     /// made concurrently through clones of one client each take a session of their own.
@@ -114,7 +115,7 @@ impl<S: StateMachine> Client<S> {
                 sessions: tokio::sync::Mutex::new(HashMap::new()),
                 preferred: std::sync::Mutex::new(None),
                 client_id: random_u64(),
-                seq: AtomicU64::new(0),
+                own_session_used: AtomicBool::new(false),
                 idle_sessions: std::sync::Mutex::new(Vec::new()),
                 config,
             }),
@@ -145,13 +146,13 @@ impl<S: StateMachine> Client<S> {
         }
     }
 
-    /// The session for the next call: the client's own while no other call is under
-    /// way, otherwise an idle one or a new one, with its sequence number advanced.
+    /// The session for the next call: an idle one with its sequence number advanced;
+    /// else, the first time, the one under the client's id; else a new one.
     fn take_session(&self) -> Session {
         let idle = self.inner.idle_sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
         match idle {
             Some(s) => Session { client: s.client, seq: s.seq + 1 },
-            None if self.inner.seq.fetch_add(1, Ordering::Relaxed) == 0 => {
+            None if !self.inner.own_session_used.swap(true, Ordering::Relaxed) => {
                 Session { client: self.inner.client_id, seq: 1 }
             }
             None => Session { client: random_u64(), seq: 1 },

@@ -71,8 +71,15 @@ enum Cmd {
     },
 }
 
+/// The workspace root: the parent of xtask's manifest directory as `cargo run` reports
+/// it at run time. The compiled-in path is only a fallback: several checkouts share one
+/// build directory (CI's clean clone and a working tree), and cargo reuses an xtask binary
+/// built in another checkout, whose compiled-in path points there — CI would then check
+/// the other tree.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    Path::new(&manifest_dir).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
 fn cargo() -> Command {

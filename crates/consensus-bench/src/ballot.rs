@@ -1,6 +1,6 @@
 //! One adapter for every `ballot_core::Protocol`: ballot-raft and ballot-paxos.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use ballot_core::{
     Apply, Event, Instant, LogEntry, LogStore, MemStore, Membership, NodeId, Output, Persist, ProposalId, Protocol,
@@ -12,20 +12,24 @@ use crate::harness::{Io, Replica, System};
 use crate::{BallotStore, Durability, Settings, Tuning};
 
 /// An in-memory log store as lean as raft-rs's `MemStorage` and omnipaxos's
-/// `MemoryStorage`: entries in a ring buffer by index (insert-or-overwrite, holes allowed
-/// for Paxos), taken by value from the batch instead of cloned.
+/// `MemoryStorage`: entries in a ring buffer by index, taken by value from the batch
+/// instead of cloned. Insert-or-overwrite; an entry beyond the end (a hole before it, as
+/// Paxos may leave) waits in a side map until the ring reaches it, so the ring holds bare
+/// entries, not `Option`s.
 #[derive(Debug)]
 pub struct VecLog<E, H> {
     /// Index of `entries[0]`.
     first: u64,
-    entries: VecDeque<Option<E>>,
+    entries: VecDeque<E>,
+    /// Entries at indexes past the ring's end (after a hole).
+    beyond: BTreeMap<u64, E>,
     hard_state: Option<H>,
     snapshot: Option<Snapshot>,
 }
 
 impl<E: LogEntry, H> Default for VecLog<E, H> {
     fn default() -> Self {
-        VecLog { first: 1, entries: VecDeque::new(), hard_state: None, snapshot: None }
+        VecLog { first: 1, entries: VecDeque::new(), beyond: BTreeMap::new(), hard_state: None, snapshot: None }
     }
 }
 
@@ -38,25 +42,31 @@ impl<E: LogEntry, H> VecLog<E, H> {
         if let Some(from) = batch.truncate_from {
             let keep = from.saturating_sub(self.first);
             self.entries.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+            self.beyond.split_off(&from);
         }
-        for e in batch.entries {
-            let index = e.index();
-            if self.entries.is_empty() {
-                self.first = index;
-            }
-            if index < self.first {
-                continue; // below the compacted prefix: nothing to keep
-            }
-            let at = usize::try_from(index - self.first).expect("index within memory");
-            let len = self.entries.len();
-            if at == len {
-                // Appending: the usual case.
-                self.entries.push_back(Some(e));
-            } else if at > len {
-                self.entries.resize_with(at, || None);
-                self.entries.push_back(Some(e));
-            } else {
-                self.entries[at] = Some(e);
+        let next = self.first + self.entries.len() as u64;
+        if self.beyond.is_empty() && (next..).zip(&batch.entries).all(|(i, e)| e.index() == i) {
+            // Consecutive entries continuing the ring, the usual batch: one bulk move.
+            self.entries.extend(batch.entries);
+        } else {
+            for e in batch.entries {
+                let index = e.index();
+                if index < self.first {
+                    continue; // below the compacted prefix: nothing to keep
+                }
+                let at = index - self.first;
+                let len = self.entries.len() as u64;
+                if at == len {
+                    // Appending: the usual case.
+                    self.entries.push_back(e);
+                    if !self.beyond.is_empty() {
+                        self.absorb();
+                    }
+                } else if at < len {
+                    self.entries[usize::try_from(at).expect("index within memory")] = e;
+                } else {
+                    self.beyond.insert(index, e);
+                }
             }
         }
         if let Some(upto) = batch.compact_to {
@@ -68,16 +78,29 @@ impl<E: LogEntry, H> VecLog<E, H> {
                 // reuses the memory it touched last instead of circling through all of it.
                 self.entries = VecDeque::from(Vec::from(std::mem::take(&mut self.entries)));
             }
-            self.first = self.first.max(upto + 1);
+            if self.entries.is_empty() {
+                self.first = self.first.max(upto + 1);
+                self.beyond = self.beyond.split_off(&self.first);
+                self.absorb();
+            } else {
+                self.first += drop as u64;
+            }
         }
         if let Some(h) = batch.hard_state {
             self.hard_state = Some(h);
         }
     }
 
-    /// Entries held (holes not counted).
+    /// Moves side-map entries that now continue the ring into it.
+    fn absorb(&mut self) {
+        while let Some(e) = self.beyond.remove(&(self.first + self.entries.len() as u64)) {
+            self.entries.push_back(e);
+        }
+    }
+
+    /// Entries held.
     pub fn len(&self) -> usize {
-        self.entries.iter().filter(|e| e.is_some()).count()
+        self.entries.len() + self.beyond.len()
     }
 
     /// Whether no entry is held.
@@ -306,7 +329,7 @@ mod tests {
     }
 
     fn slots(log: &VecLog<Entry, HardState>) -> Vec<u64> {
-        log.entries.iter().flatten().map(|e| e.slot).collect()
+        log.entries.iter().chain(log.beyond.values()).map(|e| e.slot).collect()
     }
 
     #[test]
@@ -330,5 +353,18 @@ mod tests {
         log.write(batch(vec![e(11)]));
         assert_eq!(slots(&log), vec![11]);
         assert!(log.hard_state.is_some());
+        // A hole: the entry after it waits beside the ring until the hole is filled.
+        log.write(batch(vec![e(13)]));
+        assert_eq!((slots(&log), log.entries.len()), (vec![11, 13], 1));
+        log.write(batch(vec![e(12)]));
+        assert_eq!((slots(&log), log.entries.len()), (vec![11, 12, 13], 3));
+        // Compaction past the ring keeps what lies beyond it.
+        log.write(batch(vec![e(16)]));
+        log.write(Persist { compact_to: Some(14), ..batch(vec![]) });
+        assert_eq!((slots(&log), log.first), (vec![16], 15));
+        log.write(batch(vec![e(15)]));
+        assert_eq!((slots(&log), log.entries.len()), (vec![15, 16], 2));
+        log.write(Persist { truncate_from: Some(16), ..batch(vec![e(18)]) });
+        assert_eq!(slots(&log), vec![15, 18]);
     }
 }

@@ -380,15 +380,26 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
+    /// Kills every node; a directory made by [`test_dir`] is removed too, unless the
+    /// test is failing (it stays for a look).
     fn drop(&mut self) {
         for id in self.spec.ids() {
             self.kill(id);
         }
+        if !std::thread::panicking() && self.spec.dir.join(TEST_DIR_MARKER).exists() {
+            // Best effort: a leftover directory only costs disk space.
+            let _ = fs::remove_dir_all(&self.spec.dir);
+        }
     }
 }
 
+/// Marks a directory made by [`test_dir`], which a [`Cluster`] removes when dropped.
+const TEST_DIR_MARKER: &str = ".ballot-test-dir";
+
 /// A fresh directory `base/name-<pid>` for one test's cluster (tests pass
-/// `env!("CARGO_TARGET_TMPDIR")` as `base`).
+/// `env!("CARGO_TARGET_TMPDIR")` as `base`). A [`Cluster`] started in it removes it when
+/// dropped after the test passed: every run of the end-to-end tests would otherwise
+/// leave its nodes' databases behind (27 GB after 128 runs here).
 ///
 /// # Errors
 /// If it cannot be created.
@@ -398,6 +409,7 @@ pub fn test_dir(base: impl AsRef<Path>, name: &str) -> io::Result<PathBuf> {
         fs::remove_dir_all(&dir)?;
     }
     fs::create_dir_all(&dir)?;
+    fs::write(dir.join(TEST_DIR_MARKER), b"")?;
     Ok(dir)
 }
 
@@ -579,5 +591,32 @@ pub mod detached {
         spec.extra_args =
             if extra.is_empty() { Vec::new() } else { extra.split('\u{1f}').map(str::to_owned).collect() };
         Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_test_directory_goes_with_its_cluster_unless_the_test_fails() {
+        let base = std::env::temp_dir().join(format!("ballot-localcluster-{}", std::process::id()));
+        let start = |dir: &Path| Cluster::start(ClusterSpec::new(Service::Kv, 1, dir, "/bin/true")).expect("start");
+        let dir = test_dir(&base, "passed").expect("test dir");
+        drop(start(&dir));
+        assert!(!dir.exists(), "removed after a passing test");
+        // A directory not made by `test_dir` is the caller's: left alone.
+        let own = base.join("own");
+        drop(start(&own));
+        assert!(own.exists(), "kept");
+        // A failing test keeps its directory for a look.
+        let kept = test_dir(&base, "failed").expect("test dir");
+        let inside = kept.clone();
+        let outcome = std::panic::catch_unwind(move || {
+            let _cluster = start(&inside);
+            panic!("a failing test");
+        });
+        assert!(outcome.is_err() && kept.exists(), "kept after a failing test");
+        fs::remove_dir_all(&base).expect("clean up");
     }
 }

@@ -135,4 +135,4 @@ mod types;
 pub use error::PaxosError;
 pub use multi::{Config, Message, MultiPaxos};
 pub use synod::{SYNOD_SLOT, Synod, SynodConfig, SynodMessage};
-pub use types::{Ballot, Entry, HardState, Origin, Value};
+pub use types::{Ballot, Entry, HardState, Value};

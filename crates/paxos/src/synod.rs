@@ -27,7 +27,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::outbox::Outbox;
-use crate::{Ballot, Entry, HardState, Origin, PaxosError, Value};
+use crate::{Ballot, Entry, HardState, PaxosError, Value};
 
 /// The slot a Synod instance decides (its only log index).
 pub const SYNOD_SLOT: u64 = 1;
@@ -162,7 +162,6 @@ pub struct Synod {
     cfg: SynodConfig,
     membership: Membership,
     rng: SeededRng,
-    incarnation: u64,
     out: Outbox<SynodMessage, Entry, HardState>,
     // Acceptor.
     promised: Ballot,
@@ -172,6 +171,12 @@ pub struct Synod {
     chosen: Option<(Ballot, Value)>,
     // Proposer.
     proposal: Option<(ProposalId, Value)>,
+    /// Ballots of this replica in which it asked to accept its proposal's value (its own
+    /// command, or the value adopted from an earlier such ballot). A value accepted in
+    /// one of them is that command, so a decision reported in one is this proposal's;
+    /// values carry no proposer, and a decision in any other ballot leaves the outcome
+    /// unknown here.
+    own: Vec<Ballot>,
     attempt: Option<Attempt>,
     retry_at: Option<Instant>,
     failures: u32,
@@ -197,7 +202,7 @@ impl Synod {
         config: SynodConfig,
         membership: Membership,
         recovered: Recovered<Entry, HardState>,
-        mut rng: SeededRng,
+        rng: SeededRng,
         now: Instant,
     ) -> Result<Self, PaxosError> {
         config.validate()?;
@@ -211,13 +216,13 @@ impl Synod {
             out: Outbox::new(config.id),
             cfg: config,
             membership,
-            incarnation: rng.next_u64(),
             rng,
             promised,
             chosen: if hs.decided >= SYNOD_SLOT { accepted.clone() } else { None },
             accepted,
             votes: BTreeMap::new(),
             proposal: None,
+            own: Vec::new(),
             attempt: None,
             retry_at: None,
             failures: 0,
@@ -324,8 +329,14 @@ impl Synod {
         let deadline = now + self.backoff();
         self.attempt =
             Some(Attempt { ballot, phase: Phase::Prepare, promises: BTreeSet::new(), highest: None, deadline });
-        let voters = self.voters();
-        self.broadcast(&voters, &SynodMessage::Prepare { ballot });
+        // The ballot is durable before anyone hears of it, so that after a restart this
+        // proposer never uses it again (two values in one ballot would break Paxos).
+        // For a voter this is the promise its own acceptor would give anyway.
+        self.promised = ballot;
+        self.out.batch().hard_state = Some(self.hard_state());
+        for n in self.voters() {
+            self.out.send_durable(n, SynodMessage::Prepare { ballot });
+        }
     }
 
     fn abandon(&mut self, now: Instant) {
@@ -431,9 +442,17 @@ impl Synod {
         }
         a.phase = Phase::Accept;
         let value = match a.highest.take() {
-            Some((_, v)) => v,
+            Some((b, v)) => {
+                if self.own.contains(&b) {
+                    self.own.push(ballot);
+                }
+                v
+            }
             None => match &self.proposal {
-                Some((_, v)) => v.clone(),
+                Some((_, v)) => {
+                    self.own.push(ballot);
+                    v.clone()
+                }
                 None => return,
             },
         };
@@ -479,10 +498,11 @@ impl Synod {
         batch.entries.push(Entry { slot: SYNOD_SLOT, ballot: b, value: value.clone() });
         batch.hard_state = Some(hs);
         let mine = self.proposal.take();
-        let proposal = match (&mine, &value) {
-            (Some((id, Value::Command { origin, .. })), Value::Command { origin: o, .. }) if origin == o => Some(*id),
+        let proposal = match &mine {
+            Some((id, _)) if self.own.contains(&ballot) => Some(*id),
             _ => None,
         };
+        self.own.clear();
         if let (Some((id, _)), None) = (mine, proposal) {
             self.out.push(Output::ProposalFailed { id, error: ProposeError::LeadershipLost });
         }
@@ -599,8 +619,7 @@ impl Protocol for Synod {
         if self.proposal.is_some() {
             return Err(ProposeError::Busy);
         }
-        let origin = Origin { node: self.id(), incarnation: self.incarnation, proposal: id };
-        self.proposal = Some((id, Value::Command { origin, data: command }));
+        self.proposal = Some((id, Value::Command { data: command }));
         self.failures = 0;
         self.start_attempt(now);
         self.drain_local(now);
@@ -679,21 +698,21 @@ mod tests {
         std::iter::from_fn(|| s.poll_output()).collect()
     }
 
-    fn v(node: NodeId, p: u64, data: &'static str) -> Value {
-        Value::Command { origin: Origin { node, incarnation: 5, proposal: ProposalId(p) }, data: Bytes::from(data) }
+    fn v(data: &'static str) -> Value {
+        Value::Command { data: Bytes::from(data) }
     }
 
     #[test]
     fn acceptor_promises_durably_and_reports_what_it_accepted() {
         let mut s = synod(N2, Recovered::default());
-        s.handle_message(T, N1, SynodMessage::Accept { ballot: b(1, 1), value: v(N1, 1, "a") });
+        s.handle_message(T, N1, SynodMessage::Accept { ballot: b(1, 1), value: v("a") });
         let mut write = Persist::new(PersistId(1));
-        write.entries = vec![Entry { slot: 1, ballot: b(1, 1), value: v(N1, 1, "a") }];
+        write.entries = vec![Entry { slot: 1, ballot: b(1, 1), value: v("a") }];
         write.hard_state = Some(HardState { promised: b(1, 1), decided: 0 });
         // Nothing leaves before the accept is durable.
         assert_eq!(drain(&mut s), vec![Output::Persist(write)]);
         s.persisted(T, PersistId(1));
-        let accepted = SynodMessage::Accepted { ballot: b(1, 1), value: v(N1, 1, "a") };
+        let accepted = SynodMessage::Accepted { ballot: b(1, 1), value: v("a") };
         assert_eq!(
             drain(&mut s),
             vec![
@@ -709,35 +728,38 @@ mod tests {
             matches!(&outs[..], [Output::Persist(p)] if p.hard_state == Some(HardState { promised: b(2, 3), decided: 0 }))
         );
         s.persisted(T, PersistId(2));
-        let promise = SynodMessage::Promise { ballot: b(2, 3), accepted: Some((b(1, 1), v(N1, 1, "a"))) };
+        let promise = SynodMessage::Promise { ballot: b(2, 3), accepted: Some((b(1, 1), v("a"))) };
         assert_eq!(drain(&mut s), vec![Output::Send { to: N3, message: promise }]);
         // Lower ballots are refused with the promise.
-        s.handle_message(T, N1, SynodMessage::Accept { ballot: b(1, 1), value: v(N1, 1, "a") });
+        s.handle_message(T, N1, SynodMessage::Accept { ballot: b(1, 1), value: v("a") });
         s.handle_message(T, N1, SynodMessage::Prepare { ballot: b(2, 1) });
         let nack = |ballot| Output::Send { to: N1, message: SynodMessage::Nack { ballot, promised: b(2, 3) } };
         assert_eq!(drain(&mut s), vec![nack(b(1, 1)), nack(b(2, 1))]);
     }
 
     #[test]
-    fn proposer_adopts_the_highest_accepted_value() {
+    fn proposer_makes_its_ballot_durable_then_adopts_the_highest_accepted_value() {
         let mut s = synod(N1, Recovered::default());
         s.propose(T, ProposalId(1), Bytes::from("mine")).expect("proposed");
         let outs = drain(&mut s);
         let ballot = s.ballot().expect("attempt");
         assert_eq!(ballot, b(1, 1));
-        assert!(outs.contains(&Output::Send { to: N2, message: SynodMessage::Prepare { ballot } }));
-        // Its own promise is not durable yet; n2 and n3 report earlier accepts.
-        s.handle_message(T, N2, SynodMessage::Promise { ballot, accepted: Some((b(0, 2), v(N2, 1, "old"))) });
-        assert_eq!(s.status().role, Role::Candidate);
-        s.handle_message(T, N3, SynodMessage::Promise { ballot, accepted: Some((b(0, 3), v(N3, 1, "newer"))) });
+        // Nobody hears of the ballot before it is durable, so a restart never reuses it.
+        let durable = HardState { promised: ballot, decided: 0 };
+        assert!(matches!(&outs[..], [Output::Persist(p)] if p.hard_state == Some(durable)), "{outs:?}");
+        s.persisted(T, PersistId(1));
         let outs = drain(&mut s);
-        let accept = SynodMessage::Accept { ballot, value: v(N3, 1, "newer") };
+        assert!(outs.contains(&Output::Send { to: N2, message: SynodMessage::Prepare { ballot } }));
+        // Its own promise and n2's, which reports an earlier accept, form a quorum.
+        s.handle_message(T, N2, SynodMessage::Promise { ballot, accepted: Some((b(0, 3), v("newer"))) });
+        let outs = drain(&mut s);
+        let accept = SynodMessage::Accept { ballot, value: v("newer") };
         assert!(outs.contains(&Output::Send { to: N2, message: accept.clone() }));
         assert!(outs.contains(&Output::Send { to: N3, message: accept }));
         assert_eq!(s.status().role, Role::Leader);
         // A quorum accepted: decided, and the proposer learns its own value lost.
         for n in [N2, N3] {
-            s.handle_message(T, n, SynodMessage::Accepted { ballot, value: v(N3, 1, "newer") });
+            s.handle_message(T, n, SynodMessage::Accepted { ballot, value: v("newer") });
         }
         let outs = drain(&mut s);
         assert!(outs.contains(&Output::ProposalFailed { id: ProposalId(1), error: ProposeError::LeadershipLost }));
@@ -746,7 +768,50 @@ mod tests {
             command: Bytes::from("newer"),
             proposal: None
         })));
-        assert_eq!(s.chosen(), Some(&v(N3, 1, "newer")));
+        assert_eq!(s.chosen(), Some(&v("newer")));
+    }
+
+    #[test]
+    fn a_value_adopted_from_the_proposers_own_ballot_is_its_proposal() {
+        // Values name no proposer: the proposer knows its command by the ballots it
+        // proposed it in, including one where it re-proposed it after a retry.
+        let mut s = synod(N1, Recovered::default());
+        s.propose(T, ProposalId(1), Bytes::from("mine")).expect("proposed");
+        drain(&mut s);
+        s.persisted(T, PersistId(1));
+        drain(&mut s);
+        s.handle_message(T, N2, SynodMessage::Promise { ballot: b(1, 1), accepted: None });
+        drain(&mut s);
+        // Pre-empted after n2 accepted "mine" in b1.1; the retry in b3.1 adopts it.
+        s.handle_message(T, N3, SynodMessage::Nack { ballot: b(1, 1), promised: b(2, 3) });
+        let retry = s.poll_timeout().expect("retry armed");
+        s.handle_timeout(retry);
+        let ballot = s.ballot().expect("retrying");
+        assert_eq!(ballot, b(3, 1));
+        let outs = drain(&mut s);
+        let id = outs.iter().find_map(|o| if let Output::Persist(p) = o { Some(p.id) } else { None });
+        s.persisted(retry, id.expect("the ballot is written"));
+        drain(&mut s);
+        s.handle_message(retry, N2, SynodMessage::Promise { ballot, accepted: Some((b(1, 1), v("mine"))) });
+        drain(&mut s);
+        for n in [N2, N3] {
+            s.handle_message(retry, n, SynodMessage::Accepted { ballot, value: v("mine") });
+        }
+        let outs = drain(&mut s);
+        assert!(outs.contains(&Output::Apply(Apply::Command {
+            index: 1,
+            command: Bytes::from("mine"),
+            proposal: Some(ProposalId(1))
+        })));
+        // The same bytes decided in a ballot this replica never proposed in: unknown.
+        let mut s = synod(N1, Recovered::default());
+        s.propose(T, ProposalId(1), Bytes::from("mine")).expect("proposed");
+        drain(&mut s);
+        for n in [N2, N3] {
+            s.handle_message(T, n, SynodMessage::Accepted { ballot: b(1, 2), value: v("mine") });
+        }
+        let outs = drain(&mut s);
+        assert!(outs.contains(&Output::ProposalFailed { id: ProposalId(1), error: ProposeError::LeadershipLost }));
     }
 
     #[test]
@@ -770,7 +835,7 @@ mod tests {
     fn the_decision_is_announced_only_once_durable() {
         let mut s = synod(N1, Recovered::default());
         for n in [N2, N3] {
-            s.handle_message(T, n, SynodMessage::Accepted { ballot: b(1, 2), value: v(N2, 1, "x") });
+            s.handle_message(T, n, SynodMessage::Accepted { ballot: b(1, 2), value: v("x") });
         }
         let outs = drain(&mut s);
         assert!(s.is_decided());
@@ -783,7 +848,7 @@ mod tests {
         s.handle_message(T, N3, SynodMessage::Prepare { ballot: b(2, 3) });
         assert_eq!(drain(&mut s), vec![]);
         s.persisted(T, PersistId(1));
-        let announce = SynodMessage::Decided { ballot: b(1, 2), value: v(N2, 1, "x") };
+        let announce = SynodMessage::Decided { ballot: b(1, 2), value: v("x") };
         assert_eq!(
             drain(&mut s),
             vec![
@@ -799,7 +864,7 @@ mod tests {
         let recovered = Recovered {
             hard_state: Some(HardState { promised: b(4, 2), decided: 1 }),
             snapshot: None,
-            entries: vec![Entry { slot: 1, ballot: b(3, 2), value: v(N2, 1, "d") }],
+            entries: vec![Entry { slot: 1, ballot: b(3, 2), value: v("d") }],
         };
         let mut s = synod(N1, recovered);
         assert_eq!(
@@ -813,7 +878,7 @@ mod tests {
         s.handle_message(T, N3, SynodMessage::Prepare { ballot: b(9, 3) });
         assert_eq!(
             drain(&mut s),
-            vec![Output::Send { to: N3, message: SynodMessage::Decided { ballot: b(3, 2), value: v(N2, 1, "d") } }]
+            vec![Output::Send { to: N3, message: SynodMessage::Decided { ballot: b(3, 2), value: v("d") } }]
         );
         let broken = Recovered {
             hard_state: Some(HardState { promised: b(1, 1), decided: 1 }),

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use ballot_core::{LogEntry, NodeId, ProposalId};
+use ballot_core::{LogEntry, NodeId};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -45,27 +45,18 @@ impl fmt::Display for Ballot {
     }
 }
 
-/// Who proposed a command: lets the proposing node recognise it when it is decided.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Origin {
-    /// The node the client proposed through.
-    pub node: NodeId,
-    /// A random number drawn when that node's state machine was built, so a proposal id
-    /// reused after a restart is not mistaken for an older one.
-    pub incarnation: u64,
-    /// The driver's id for the proposal.
-    pub proposal: ProposalId,
-}
-
 /// What a slot (or a Synod instance) decides.
+///
+/// A value does not name its proposer: a proposer recognises its own command by the
+/// ballot it was decided in (see [`MultiPaxos`](crate::MultiPaxos) and
+/// [`Synod`](crate::Synod)). That keeps every copy of a value — in the log, in each
+/// write and in each Accept to each follower — as small as the command's `Bytes`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Value {
     /// Nothing: fills a slot a previous leader left empty.
     Noop,
     /// A client command.
     Command {
-        /// Who proposed it.
-        origin: Origin,
         /// The command, opaque to Paxos.
         data: Bytes,
     },
@@ -77,7 +68,7 @@ impl Value {
     pub fn size(&self) -> usize {
         match self {
             Value::Noop => 1,
-            Value::Command { data, .. } => data.len() + 24,
+            Value::Command { data } => data.len() + 8,
         }
     }
 
@@ -86,7 +77,7 @@ impl Value {
     pub fn command(&self) -> Option<&Bytes> {
         match self {
             Value::Noop => None,
-            Value::Command { data, .. } => Some(data),
+            Value::Command { data } => Some(data),
         }
     }
 }

@@ -403,8 +403,8 @@ fn random_faults(seed: u64, rounds: u32) {
                             let lead = &d[d.find("lead:").unwrap_or(0)..];
                             println!(
                                 "   {id}: e42={:?} e41={:?} {}",
-                                p.entry(42),
-                                p.entry(41).map(|e| e.ballot),
+                                p.accepted(42),
+                                p.accepted(41).map(|(b, _)| b),
                                 &lead[..lead.len().min(300)]
                             );
                         }

@@ -66,6 +66,7 @@ fn one_proposer_decides_and_everyone_learns() {
 
 #[test]
 fn duelling_proposers_agree_and_terminate() {
+    let mut winner_knew = 0;
     for seed in 0..200 {
         let n = if seed % 2 == 0 { 3 } else { 5 };
         let mut c = cluster(n, seed);
@@ -84,20 +85,28 @@ fn duelling_proposers_agree_and_terminate() {
         }
         assert!(c.run_until(Duration::from_secs(30), all_decided), "seed {seed}: not all decided");
         let v = check(&c, &values).expect("decided");
-        // The winner learns its proposal applied; each loser learns it failed.
+        // Each loser learns its proposal failed. The winner learns it applied when the
+        // value was decided in a ballot it proposed it in; when another proposer adopted
+        // and decided it, the winner cannot tell its command from equal bytes (values
+        // name no proposer) and reports the outcome unknown.
         for (&p, w) in proposers.iter().zip(values) {
             let node = c.node(p);
-            if v == w.as_bytes() {
+            let unknown = vec![(ProposalId(p), ProposeError::LeadershipLost)];
+            if v == w.as_bytes() && node.failed.is_empty() {
                 assert_eq!(
                     node.applied,
                     vec![Apply::Command { index: 1, command: v.clone(), proposal: Some(ProposalId(p)) }]
                 );
-                assert!(node.failed.is_empty());
+                winner_knew += 1;
             } else {
-                assert_eq!(node.failed, vec![(ProposalId(p), ProposeError::LeadershipLost)], "seed {seed}");
+                assert_eq!(node.failed, unknown, "seed {seed}");
+                assert_eq!(node.applied, vec![Apply::Command { index: 1, command: v.clone(), proposal: None }]);
             }
         }
     }
+    // Usually the proposer that gets its value decided does so in its own ballot.
+    println!("the winner knew its outcome in {winner_knew} of 200 runs");
+    assert!(winner_knew >= 150, "the winner knew its outcome in only {winner_knew} of 200 runs");
 }
 
 #[test]

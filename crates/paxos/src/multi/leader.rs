@@ -7,7 +7,7 @@ use ballot_core::{Instant, Membership, NodeId, Output, ProposalId, ProposeError,
 use bytes::Bytes;
 
 use super::{Message, MultiPaxos};
-use crate::{Ballot, Entry, Origin, Value};
+use crate::{Ballot, Entry, Value};
 
 /// A proposer running for leadership.
 #[derive(Debug)]
@@ -211,7 +211,10 @@ impl MultiPaxos {
             }
             None => {
                 c.complete.insert(from);
-                if self.membership.is_quorum(|n| c.complete.contains(&n)) {
+                // A quorum, this candidate's own (durable) promise among it: then a restart
+                // finds the ballot promised and never leads in it again — a second
+                // incarnation proposing other values in the same ballot would break Paxos.
+                if c.complete.contains(&self.cfg.id) && self.membership.is_quorum(|n| c.complete.contains(&n)) {
                     self.become_leader(now);
                 }
             }
@@ -340,10 +343,9 @@ impl MultiPaxos {
         if l.next_slot - 1 - self.commit.min(l.next_slot - 1) >= self.cfg.max_pending_proposals as u64 {
             return Err(ProposeError::Busy);
         }
-        let slot = l.next_slot;
-        let origin = Origin { node: self.id(), incarnation: self.incarnation, proposal: id };
-        self.append(slot, Value::Command { origin, data: command });
-        self.add_pending(slot, id);
+        let (slot, ballot) = (l.next_slot, l.ballot);
+        self.append(slot, Value::Command { data: command });
+        self.add_pending(slot, id, ballot);
         Ok(())
     }
 

@@ -42,6 +42,21 @@ struct CatchUp {
     attempts: u64,
 }
 
+/// A proposal of this incarnation waiting for its slot to be decided.
+///
+/// Values do not name their proposer: a slot decided with a value accepted in the very
+/// ballot this replica proposed in holds this proposal, since the leader of a ballot
+/// proposes one value per slot, and ballots are never reused (the leader's own promise
+/// is durable before it proposes). A slot decided in another ballot may hold the same
+/// command re-proposed by a later leader, or another one: the outcome is reported as
+/// unknown, and clients retry through their sessions.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    slot: u64,
+    id: ProposalId,
+    ballot: Ballot,
+}
+
 /// A snapshot being received.
 #[derive(Debug)]
 struct SnapshotRecv {
@@ -85,7 +100,6 @@ pub struct MultiPaxos {
     /// Whether this replica votes in `membership` (cached: asked on every timer poll).
     voter: bool,
     rng: SeededRng,
-    incarnation: u64,
     out: Outbox<Message, Entry, HardState>,
     /// Time of the latest input.
     now: Instant,
@@ -112,8 +126,9 @@ pub struct MultiPaxos {
     catchup: CatchUp,
     snap_recv: Option<SnapshotRecv>,
     snap_sends: BTreeMap<NodeId, SnapshotSend>,
-    /// Slots holding this incarnation's proposals, awaiting decision, in slot order.
-    pending: VecDeque<(u64, ProposalId)>,
+    /// This incarnation's proposals awaiting decision, in slot order: the slot, the
+    /// proposal, and the ballot this replica led when it put the proposal there.
+    pending: VecDeque<Pending>,
 
     // Roles.
     role: Role,
@@ -157,6 +172,9 @@ impl MultiPaxos {
             if e.slot == 0 {
                 return Err(PaxosError::CorruptRecovery("an entry has slot 0".into()));
             }
+            if e.ballot == Ballot::ZERO {
+                return Err(PaxosError::CorruptRecovery(format!("the entry at slot {} has ballot zero", e.slot)));
+            }
             if e.slot > snap_index {
                 promised = promised.max(e.ballot);
                 log.insert(e);
@@ -172,7 +190,6 @@ impl MultiPaxos {
         let election_rand = random_timeout(&mut rng, &config);
         let mut p = MultiPaxos {
             out: Outbox::new(config.id),
-            incarnation: rng.next_u64(),
             rng,
             now,
             flush_due: true,
@@ -264,12 +281,12 @@ impl MultiPaxos {
         if slot == 0 || slot > self.commit {
             return None;
         }
-        self.log.get(slot).map(|e| &e.value)
+        self.log.get(slot).map(|(_, value)| value)
     }
 
-    /// The accepted entry for `slot` held by this acceptor, decided or not.
+    /// The ballot and value this acceptor accepted for `slot`, decided or not.
     #[must_use]
-    pub fn entry(&self, slot: u64) -> Option<&Entry> {
+    pub fn accepted(&self, slot: u64) -> Option<(Ballot, &Value)> {
         self.log.get(slot)
     }
 
@@ -392,31 +409,22 @@ impl MultiPaxos {
         if slot > upto {
             return None;
         }
-        let e = self.log.get(slot)?;
-        let waiting = match self.pending.front() {
-            Some(&(s, id)) if s == slot => Some(id),
-            _ => None,
-        };
-        let mine = match &e.value {
-            Value::Noop => false,
-            Value::Command { origin, .. } => {
-                origin.node == self.cfg.id && origin.incarnation == self.incarnation && waiting == Some(origin.proposal)
-            }
-        };
-        if let Some(id) = waiting {
+        let (ballot, value) = self.log.get(slot)?;
+        let mut proposal = None;
+        if let Some(&p) = self.pending.front()
+            && p.slot == slot
+        {
             self.pending.pop_front();
-            if !mine {
-                return Some(Output::ProposalFailed { id, error: ProposeError::LeadershipLost });
+            if p.ballot != ballot || matches!(value, Value::Noop) {
+                return Some(Output::ProposalFailed { id: p.id, error: ProposeError::LeadershipLost });
             }
+            proposal = Some(p.id);
         }
-        let apply = match &e.value {
-            Value::Noop => Apply::Internal { index: slot },
-            Value::Command { origin, data } => {
-                Apply::Command { index: slot, command: data.clone(), proposal: mine.then_some(origin.proposal) }
-            }
-        };
         self.applied = slot;
-        Some(Output::Apply(apply))
+        Some(Output::Apply(match value {
+            Value::Noop => Apply::Internal { index: slot },
+            Value::Command { data } => Apply::Command { index: slot, command: data.clone(), proposal },
+        }))
     }
 
     /// [`Protocol::poll_output`] beyond its usual calls: `Apply` items due, or a flush.
@@ -474,29 +482,30 @@ impl MultiPaxos {
 
     /// Proposals in slots covered by a snapshot: their outcome is unknown here.
     fn fail_pending_upto(&mut self, index: u64) {
-        while let Some(&(slot, id)) = self.pending.front() {
-            if slot > index {
+        while let Some(&p) = self.pending.front() {
+            if p.slot > index {
                 break;
             }
             self.pending.pop_front();
-            self.out.push(Output::ProposalFailed { id, error: ProposeError::LeadershipLost });
+            self.out.push(Output::ProposalFailed { id: p.id, error: ProposeError::LeadershipLost });
         }
     }
 
-    /// Records that this incarnation's proposal `id` sits in `slot`. A proposal still
-    /// waiting in the same slot (proposed in an earlier leadership, then overwritten) has
-    /// an unknown outcome: it is failed.
-    fn add_pending(&mut self, slot: u64, id: ProposalId) {
-        if self.pending.back().is_none_or(|&(s, _)| s < slot) {
-            self.pending.push_back((slot, id));
+    /// Records that this incarnation's proposal `id` sits in `slot`, proposed in
+    /// `ballot`. A proposal still waiting in the same slot (proposed in an earlier
+    /// leadership, then overwritten) has an unknown outcome: it is failed.
+    fn add_pending(&mut self, slot: u64, id: ProposalId, ballot: Ballot) {
+        let p = Pending { slot, id, ballot };
+        if self.pending.back().is_none_or(|q| q.slot < slot) {
+            self.pending.push_back(p);
             return;
         }
-        match self.pending.binary_search_by_key(&slot, |&(s, _)| s) {
+        match self.pending.binary_search_by_key(&slot, |q| q.slot) {
             Ok(i) => {
-                let old = std::mem::replace(&mut self.pending[i].1, id);
-                self.out.push(Output::ProposalFailed { id: old, error: ProposeError::LeadershipLost });
+                let old = std::mem::replace(&mut self.pending[i], p);
+                self.out.push(Output::ProposalFailed { id: old.id, error: ProposeError::LeadershipLost });
             }
-            Err(i) => self.pending.insert(i, (slot, id)),
+            Err(i) => self.pending.insert(i, p),
         }
     }
 
@@ -513,6 +522,9 @@ impl MultiPaxos {
         if let Some(b) = message.proposer_ballot() {
             if b.node != from {
                 return self.invalid(from, "ballot names another node than the sender");
+            }
+            if b.round == 0 {
+                return self.invalid(from, "ballot of round 0");
             }
             if !matches!(message, Message::PrePrepare { .. }) {
                 self.max_round_seen = self.max_round_seen.max(b.round);
@@ -602,8 +614,7 @@ impl MultiPaxos {
         let mut entries = Vec::new();
         let mut bytes = 0usize;
         let mut expect = start;
-        for e in self.log.range(start, end) {
-            let slot = e.slot;
+        for (slot, ballot, value) in self.log.range(start, end) {
             if contiguous && slot != expect {
                 return (entries, None);
             }
@@ -611,8 +622,8 @@ impl MultiPaxos {
             {
                 return (entries, Some(slot));
             }
-            bytes += e.value.size();
-            entries.push(e.clone());
+            bytes += value.size();
+            entries.push(Entry { slot, ballot, value: value.clone() });
             expect = slot + 1;
         }
         (entries, None)
@@ -672,7 +683,7 @@ impl MultiPaxos {
             // A retransmitted Accept costs no write: the entry is already durable or in
             // a write the Accepted below waits for. Rewriting it would let retransmissions
             // pile up behind a slow disk faster than it syncs.
-            if self.log.get(slot).is_some_and(|e| e.ballot == ballot && e.value == value) {
+            if self.log.get(slot).is_some_and(|(b, v)| b == ballot && *v == value) {
                 continue;
             }
             let e = Entry { slot, ballot, value };
@@ -786,7 +797,11 @@ impl MultiPaxos {
             // Record the decided value as accepted, keeping the higher ballot: every
             // proposal above the choosing ballot carries this value, so no promise
             // reports it with a ballot lower than the one it replaces.
-            let ballot = self.log.get(e.slot).map_or(e.ballot, |old| old.ballot.max(e.ballot));
+            if e.ballot == Ballot::ZERO {
+                self.invalid(from, "catch-up entry in ballot zero");
+                break;
+            }
+            let ballot = self.log.get(e.slot).map_or(e.ballot, |(old, _)| old.max(e.ballot));
             let e = Entry { ballot, ..e };
             self.out.push_entry(e.clone());
             self.log.insert(e);
@@ -1056,7 +1071,7 @@ impl Protocol for MultiPaxos {
         if index <= self.snapshot_index() || index > self.applied {
             return;
         }
-        let term = self.log.get(index).map_or(0, |e| e.ballot.round);
+        let term = self.log.get(index).map_or(0, |(ballot, _)| ballot.round);
         let snapshot = Snapshot { meta: SnapshotMeta { index, term, membership: self.membership.clone() }, data };
         self.log.compact(index);
         let batch = self.out.batch();

@@ -27,9 +27,9 @@ const FULL_SCAN_EVERY: Duration = Duration::from_millis(200);
 fn render(v: &Value) -> String {
     match v {
         Value::Noop => "a no-op".to_owned(),
-        Value::Command { origin, data } => match KvCommand::decode(data) {
-            Ok(cmd) => format!("{cmd:?} (proposed through {})", origin.node),
-            Err(_) => format!("command {data:?} (proposed through {})", origin.node),
+        Value::Command { data } => match KvCommand::decode(data) {
+            Ok(cmd) => format!("{cmd:?}"),
+            Err(_) => format!("command {data:?}"),
         },
     }
 }
@@ -77,7 +77,7 @@ impl<N: PaxosView> Checker<N> for PromiseMonotonic {
 /// **Decision stability** (agreement across the whole run): once any replica holds a
 /// value as decided for a slot, every replica that ever holds that slot as decided holds
 /// the same value, and a replica never overwrites a decided slot or moves its decided
-/// prefix back while it runs. Values are compared whole (the command and its origin),
+/// prefix back while it runs. Values are compared whole (every simulated command is unique: it carries its operation id),
 /// against every decision seen in the run, including those of replicas that crashed
 /// since.
 #[derive(Debug, Default)]
@@ -238,13 +238,11 @@ impl<N: PaxosView> Checker<N> for SynodTermination {
 
 #[cfg(test)]
 mod tests {
-    use ballot_core::ProposalId;
 
     use super::*;
     use crate::checker::NodeView;
     use crate::history::History;
     use crate::kv::{KvInput, KvStore};
-    use ballot_paxos::Origin;
 
     /// A hand-made acceptor and learner: a promise, a decided prefix, and slots
     /// `1..=log.len()` holding `(ballot, value)` (or a hole).
@@ -284,7 +282,7 @@ mod tests {
 
     fn cmd(op: u64) -> Value {
         let data = KvCommand { op, key: 1, input: KvInput::Put(op) }.encode();
-        Value::Command { origin: Origin { node: NodeId(1), incarnation: 7, proposal: ProposalId(op) }, data }
+        Value::Command { data }
     }
 
     fn fake(promised: Ballot, commit: u64, log: &[(Ballot, Value)]) -> Fake {

@@ -178,7 +178,7 @@ impl PaxosView for MultiPaxos {
         MultiPaxos::decided(self, slot)
     }
     fn accepted(&self, slot: u64) -> Option<(Ballot, &Value)> {
-        self.entry(slot).map(|e| (e.ballot, &e.value))
+        MultiPaxos::accepted(self, slot)
     }
 }
 

@@ -1,11 +1,12 @@
 //! Single-decree Paxos (the Synod): every node is a proposer, an acceptor and a learner
 //! of one value.
 //!
-//! * A proposer picks a ballot above every round it has seen and sends `Prepare` to the
-//!   voters. Each acceptor promises to accept nothing lower (durably, before replying) and
-//!   reports the highest `(ballot, value)` it accepted. With a quorum of promises the
-//!   proposer asks the acceptors to accept the reported value of the highest ballot, or
-//!   its own value if none was reported.
+//! * A proposer picks a ballot above every round it has seen, makes it durable (so that a
+//!   restart never reuses it) and sends `Prepare` to the voters. Each acceptor promises
+//!   to accept nothing lower (durably, before replying) and reports the highest
+//!   `(ballot, value)` it accepted. With a quorum of promises the proposer asks the
+//!   acceptors to accept the reported value of the highest ballot, or its own value if
+//!   none was reported.
 //! * An acceptor accepts a value (durably, before replying) unless it promised a higher
 //!   ballot, and tells every learner; a lower ballot gets a `Nack` carrying the promise,
 //!   so the proposer can back off.

@@ -51,11 +51,21 @@ fn watch_survives_leader_failover_without_gap_or_duplicate() {
             let watcher = ConfigClient::connect(cluster.spec().client_config().unwrap()).await.unwrap();
             let mut watch = watcher.watch("app", "", true, Some(first + 1)).await.unwrap();
             let total = 120u64;
+            // The writer pauses after 30 changes until the watch's node is killed, so that
+            // the rest are written after the kill and the watch must reconnect for them
+            // (unpaused, a slow test could kill the node after the last change arrived).
+            let (resume, resumed) = tokio::sync::oneshot::channel::<()>();
             let writer = {
                 let cfg = cfg.clone();
+                let mut resumed = Some(resumed);
                 tokio::spawn(async move {
                     let mut acked = Vec::new();
                     for i in 0..total {
+                        if i == 30
+                            && let Some(rx) = resumed.take()
+                        {
+                            rx.await.unwrap();
+                        }
                         // Retried within a session: applied exactly once even across failover.
                         let rev = cfg.set("app", &format!("key{i:03}"), i.to_string()).await.unwrap().revision;
                         acked.push(rev);
@@ -72,6 +82,7 @@ fn watch_survives_leader_failover_without_gap_or_duplicate() {
             let watched = (1..=3).map(NodeId).find(|&id| cluster.spec().listen(id) == serving).unwrap();
             let old = leader(&cfg).await;
             cluster.kill(watched);
+            resume.send(()).unwrap();
             if watched != old {
                 while events.len() < 60 {
                     events.push(watch.next().await.unwrap());

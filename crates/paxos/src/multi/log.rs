@@ -116,10 +116,16 @@ impl SlotLog {
 
     /// Appends slot [`end`](Self::end).
     fn push(&mut self, ballot: Ballot, value: Value) {
+        self.run_from_end(ballot);
+        self.values.push_back(value);
+    }
+
+    /// Slots appended from [`end`](Self::end) on are accepted in `ballot`: continues the
+    /// last run, or starts one.
+    fn run_from_end(&mut self, ballot: Ballot) {
         if self.runs.back().is_none_or(|&(_, b)| b != ballot) {
             self.runs.push_back((self.end(), ballot));
         }
-        self.values.push_back(value);
     }
 
     /// Records that `slot`, in the window, was accepted in `ballot`: splits its run and
@@ -165,9 +171,7 @@ impl SlotLog {
         if values.len() == 0 {
             return;
         }
-        if self.runs.back().is_none_or(|&(_, b)| b != ballot) {
-            self.runs.push_back((start, ballot));
-        }
+        self.run_from_end(ballot);
         self.values.reserve(values.len());
         copies.reserve(values.len());
         for (slot, value) in (start..).zip(values) {

@@ -11,7 +11,7 @@ use crate::{cargo, run};
 /// Builds every binary of the workspace (dev profile, the one the tests use, so the
 /// RocksDB build is shared) and returns the directory holding them.
 pub fn build_bins() -> Result<PathBuf> {
-    crate::prereqs::ensure()?;
+    crate::prereqs::ensure(&[crate::prereqs::Need::Build])?;
     let mut c = cargo();
     // `--tests` on purpose: building exactly the units `cargo xtask test` builds makes cargo reuse
     // the same RocksDB build-script run. Without it, dev-dependency feature unification differs
@@ -19,6 +19,13 @@ pub fn build_bins() -> Result<PathBuf> {
     c.args(["build", "--workspace", "--bins", "--tests", "--locked"]);
     run(c)?;
     Ok(target_dir()?.join("debug"))
+}
+
+/// The directory of the binaries already built, building them only if the CLI is not
+/// there yet.
+pub fn built_bins() -> Result<PathBuf> {
+    let dir = target_dir()?.join("debug");
+    if dir.join("ballot").is_file() { Ok(dir) } else { build_bins() }
 }
 
 /// The build directory, as cargo resolves it (`CARGO_TARGET_DIR`, `.cargo/config.toml`).

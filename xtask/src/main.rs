@@ -5,6 +5,7 @@ mod bench;
 mod boundary;
 mod cluster;
 mod demo;
+mod fresh;
 mod prereqs;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,27 @@ enum Cmd {
     Test,
     /// Same as `test`.
     Ci,
+    /// Lists the machine's prerequisites (libclang, a C++ compiler; etcd and protoc for
+    /// the benchmark) with found/missing and the command that installs what is missing.
+    /// Installs nothing; exits non-zero when the build cannot run.
+    Doctor,
+    /// Runs the README's two commands as on a new machine: in a fresh Debian root
+    /// (debootstrap) with only a Rust toolchain, gcc and libc headers, from a clone of
+    /// HEAD with empty cargo and build directories; first as a user (must stop at once
+    /// with the install command), then as root (must install, pass `test`, run `demo`).
+    /// Needs root; takes 30-60 minutes on two cores.
+    Fresh {
+        /// Keep the run's root in /var/tmp/ballot-fresh/run afterwards.
+        #[arg(long)]
+        keep: bool,
+        /// Only `cargo xtask test`, not the demo.
+        #[arg(long)]
+        no_demo: bool,
+    },
+    /// Loads libclang as bindgen does and parses a C header with it (the check behind
+    /// `doctor`, run in a process of its own).
+    #[command(hide = true)]
+    ProbeLibclang,
     /// Only the dependency-boundary check (sans-IO crates must not reach tokio, quinn or rocksdb).
     Boundary,
     /// The README's main job: builds, starts a 3-node database cluster, writes and reads,
@@ -47,6 +69,9 @@ enum Cmd {
         /// raft or multipaxos.
         #[arg(long, default_value = "raft")]
         consensus: String,
+        /// Node i listens on 127.0.0.1:BASE+i and serves metrics on BASE+100+i.
+        #[arg(long, default_value_t = 7000)]
+        base_port: u16,
     },
     /// ballot side by side with etcd on this machine (release build, about 8 minutes plus
     /// the first release build): `cargo xtask bench --vs etcd`. Writes the figures to
@@ -126,6 +151,12 @@ fn boundary() -> Result<()> {
 /// workspace compiler, exactly as `cargo clippy` sets it up: the same lints, and every
 /// dependency, RocksDB included, shared with the test step.
 fn clippy() -> Result<()> {
+    run(clippy_build(&["--workspace", "--all-targets"])?)
+}
+
+/// `cargo build --locked` of `selection` with clippy's driver as the workspace compiler
+/// and warnings denied (see [`clippy`]).
+fn clippy_build(selection: &[&str]) -> Result<Command> {
     let sysroot = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
         .args(["--print", "sysroot"])
         .output()
@@ -138,16 +169,18 @@ fn clippy() -> Result<()> {
         );
     }
     let mut c = cargo();
-    c.args(["build", "--workspace", "--all-targets", "--locked"])
+    c.arg("build")
+        .args(selection)
+        .arg("--locked")
         .env("RUSTC_WORKSPACE_WRAPPER", &driver)
         // cargo-clippy's own encoding of the lint flags for the driver.
         .env("CLIPPY_ARGS", "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__");
-    run(c)
+    Ok(c)
 }
 
 fn test() -> Result<()> {
     let start = Instant::now();
-    step("system prerequisites (libclang, C++ compiler)", prereqs::ensure)?;
+    step("system prerequisites (libclang, C++ compiler)", || prereqs::ensure(&[prereqs::Need::Build]))?;
     step("rustfmt", || {
         let mut c = cargo();
         c.args(["fmt", "--all", "--check"]);
@@ -158,6 +191,13 @@ fn test() -> Result<()> {
     step("tests", || {
         let mut c = cargo();
         c.args(["test", "--workspace", "--locked", "--no-fail-fast"]);
+        run(c)
+    })?;
+    step("core benchmark harness with raft-rs (clippy and tests)", || {
+        // Built on its own: see the `raft-rs` feature of ballot-consensus-bench.
+        run(clippy_build(&["-p", "ballot-consensus-bench", "--features", "raft-rs", "--all-targets"])?)?;
+        let mut c = cargo();
+        c.args(["test", "-p", "ballot-consensus-bench", "--features", "raft-rs", "--locked"]);
         run(c)
     })?;
     eprintln!("==> all checks passed in {:.1?}", start.elapsed());
@@ -180,10 +220,15 @@ fn run_command() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Test | Cmd::Ci => test(),
+        Cmd::Doctor => prereqs::doctor(),
+        Cmd::Fresh { keep, no_demo } => fresh::fresh(&fresh::Options { keep, no_demo }),
+        Cmd::ProbeLibclang => prereqs::probe_libclang(),
         Cmd::Boundary => step("dependency boundary", boundary),
         Cmd::Demo => demo::demo(),
-        Cmd::Cluster { action, service, nodes, consensus } => {
-            let bin_dir = cluster::build_bins()?;
+        Cmd::Cluster { action, service, nodes, consensus, base_port } => {
+            // Only `up` may need fresh binaries; stopping or inspecting a cluster uses
+            // the ones it runs.
+            let bin_dir = if action == "up" { cluster::build_bins()? } else { cluster::built_bins()? };
             let dir = cluster::target_dir()?.join("ballot-cluster").join(&service);
             let dir = dir.to_string_lossy().into_owned();
             let cli = cluster::Cli::new(&bin_dir);
@@ -197,6 +242,8 @@ fn run_command() -> Result<()> {
                     &nodes.to_string(),
                     "--consensus",
                     &consensus,
+                    "--base-port",
+                    &base_port.to_string(),
                     "--dir",
                     &dir,
                 ]),

@@ -24,7 +24,11 @@ use crate::output::{Output, Row};
 #[command(
     name = "ballot",
     version,
-    about = "Talk to ballot clusters: key-value, config, election; status; certificates"
+    about = "Talk to ballot clusters: key-value, config, election; status; certificates",
+    after_help = "Exit codes: 0 success; 1 failed (e.g. a compare-and-swap whose condition did not hold); \
+                  2 invalid input; 3 not found; 4 unavailable (nothing was changed); \
+                  5 outcome unknown (a write that may or may not have taken effect: read before retrying).\n\
+                  With --output json, errors are printed on stdout as {\"error\": {\"kind\", \"code\", \"message\"}}."
 )]
 struct Cli {
     #[command(flatten)]
@@ -157,8 +161,16 @@ enum ClusterCmd {
 
 #[derive(Subcommand)]
 enum KvCmd {
-    /// Sets KEY to VALUE.
-    Put { key: String, value: String },
+    /// Sets KEY to VALUE, or to the contents of a file (`--from-file PATH`, `-` for
+    /// standard input) for large or binary values.
+    Put {
+        key: String,
+        #[arg(required_unless_present = "from_file")]
+        value: Option<String>,
+        /// Read the value from this file (`-`: standard input) instead of VALUE.
+        #[arg(long, value_name = "PATH", conflicts_with = "value")]
+        from_file: Option<PathBuf>,
+    },
     /// Reads KEY.
     Get {
         key: String,
@@ -286,6 +298,7 @@ fn client_config(g: &Global) -> Result<ClientConfig> {
     config.cluster.clone_from(&g.cluster);
     config.deadline = g.timeout;
     config.attempt_timeout = g.timeout.min(Duration::from_secs(2));
+    config.connect_timeout = g.timeout.min(Duration::from_secs(1));
     Ok(config)
 }
 
@@ -311,12 +324,23 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Status { watch } => {
             let kv = KvClient::connect(client_config(&cli.global)?).await?;
             let rows = kv.client().statuses().await;
-            out.status(&rows);
-            if rows.iter().all(|(_, r)| r.is_err()) {
-                bail!("no endpoint answered; is the cluster running at {}?", cli.global.endpoints.join(","));
-            }
             if watch {
-                watch_status(kv.client(), &out).await?;
+                out.status(&rows);
+                return watch_status(kv.client(), &out).await;
+            }
+            out.status(&rows);
+            let down = rows.iter().filter(|(_, r)| r.is_err()).count();
+            if down == rows.len() {
+                return Err(reported(
+                    Failure::Unavailable,
+                    format!("no endpoint answered; is the cluster running at {}?", cli.global.endpoints.join(",")),
+                ));
+            }
+            if down > 0 {
+                return Err(reported(
+                    Failure::Unavailable,
+                    format!("{down} of {} endpoints are unhealthy", rows.len()),
+                ));
             }
             Ok(())
         }
@@ -434,11 +458,18 @@ async fn kv(cmd: KvCmd, g: &Global, out: &Output) -> Result<()> {
         ..
     } = cmd
     {
-        bail!("give a condition: --expect-value, --expect-version, --expect-mod-revision or --expect-absent");
+        return Err(invalid(
+            "give a condition: --expect-value, --expect-version, --expect-mod-revision or --expect-absent",
+        ));
     }
     let kv = KvClient::connect(client_config(g)?).await?;
     match cmd {
-        KvCmd::Put { key, value } => {
+        KvCmd::Put { key, value, from_file } => {
+            let value = match (value, from_file) {
+                (Some(v), _) => bytes::Bytes::from(v),
+                (None, Some(path)) => read_value(&path)?,
+                (None, None) => return Err(invalid("give a VALUE or --from-file PATH")),
+            };
             let header = kv.put(key.clone(), value).await?;
             out.message(
                 &format!("OK (revision {})", header.revision),
@@ -449,10 +480,7 @@ async fn kv(cmd: KvCmd, g: &Global, out: &Output) -> Result<()> {
             let (header, got) = kv.get_with(key.clone(), consistency(serializable)).await?;
             match got {
                 Some(kv) => out.rows(&[Row::kv(&kv)], header.revision),
-                None => {
-                    out.rows(&[], header.revision);
-                    bail!("key {key:?} not found");
-                }
+                None => return Err(not_found(format!("key {key:?} not found"))),
             }
         }
         KvCmd::Del { key } => {
@@ -468,9 +496,11 @@ async fn kv(cmd: KvCmd, g: &Global, out: &Output) -> Result<()> {
                 (_, Some(v), _, _) => Compare::Version(v),
                 (_, _, Some(r), _) => Compare::ModRevision(r),
                 (_, _, _, true) => Compare::Absent,
-                _ => bail!(
-                    "give a condition: --expect-value, --expect-version, --expect-mod-revision or --expect-absent"
-                ),
+                _ => {
+                    return Err(invalid(
+                        "give a condition: --expect-value, --expect-version, --expect-mod-revision or --expect-absent",
+                    ));
+                }
             };
             let (ok, current) = kv.compare_and_swap(key.clone(), compare, value).await?;
             if ok {
@@ -485,7 +515,7 @@ async fn kv(cmd: KvCmd, g: &Global, out: &Output) -> Result<()> {
                     ),
                     serde_json::json!({ "key": key, "succeeded": false, "current": now }),
                 );
-                bail!("compare-and-swap on {key:?} did not apply: the condition does not hold");
+                return Err(reported(Failure::General, String::new()));
             }
         }
         KvCmd::Range { prefix, limit, serializable } => {
@@ -514,10 +544,7 @@ async fn config(cmd: ConfigCmd, g: &Global, out: &Output) -> Result<()> {
             let (header, entry) = cfg.get(&namespace, &key).await?;
             match entry {
                 Some(e) => out.rows(&[Row::config(&e)], header.revision),
-                None => {
-                    out.rows(&[], header.revision);
-                    bail!("{namespace}/{key} not found");
-                }
+                None => return Err(not_found(format!("{namespace}/{key} not found"))),
             }
         }
         ConfigCmd::Del { namespace, key } => {
@@ -582,7 +609,7 @@ async fn election(cmd: ElectionCmd, g: &Global, out: &Output) -> Result<()> {
         }
         ElectionCmd::Leader { name } => match el.leader(&name).await? {
             Some(l) => out.leader(&name, &l),
-            None => bail!("election {name:?} has no leader"),
+            None => return Err(not_found(format!("election {name:?} has no leader"))),
         },
         ElectionCmd::Observe { name, count } => {
             let mut observer = el.observe(&name).await?;
@@ -607,6 +634,118 @@ async fn election(cmd: ElectionCmd, g: &Global, out: &Output) -> Result<()> {
     Ok(())
 }
 
+/// How a command failed: its exit code (documented in `ballot --help`) and the `kind`
+/// of its JSON error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    /// Anything else (exit 1), including a compare-and-swap whose condition failed.
+    General,
+    /// Invalid input: bad flags, a request the service refuses, unusable certificates (exit 2).
+    Invalid,
+    /// The key, entry or leader asked for does not exist (exit 3).
+    NotFound,
+    /// The cluster could not be reached or could not serve (exit 4); nothing was changed.
+    Unavailable,
+    /// A write that may or may not have taken effect (exit 5): read before retrying.
+    OutcomeUnknown,
+}
+
+impl Failure {
+    fn code(self) -> u8 {
+        match self {
+            Failure::General => 1,
+            Failure::Invalid => 2,
+            Failure::NotFound => 3,
+            Failure::Unavailable => 4,
+            Failure::OutcomeUnknown => 5,
+        }
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            Failure::General => "failed",
+            Failure::Invalid => "invalid",
+            Failure::NotFound => "not_found",
+            Failure::Unavailable => "unavailable",
+            Failure::OutcomeUnknown => "outcome_unknown",
+        }
+    }
+
+    /// What a client error means for the user.
+    fn of_client(e: &ballot_client::Error) -> Failure {
+        use ballot_wire::ClientError as E;
+        match e {
+            _ if e.is_outcome_unknown() => Failure::OutcomeUnknown,
+            ballot_client::Error::Server(E::NotFound(_)) => Failure::NotFound,
+            ballot_client::Error::Server(
+                E::InvalidRequest(_) | E::TooLarge { .. } | E::Unauthenticated | E::UnsupportedVersion { .. },
+            )
+            | ballot_client::Error::Config(_)
+            | ballot_client::Error::Transport(_) => Failure::Invalid,
+            ballot_client::Error::Server(E::NotLeader { .. } | E::Busy | E::Unavailable(_))
+            | ballot_client::Error::Unreachable { .. } => Failure::Unavailable,
+            _ => Failure::General,
+        }
+    }
+}
+
+/// A failure of the command itself, with its kind. `reported`: the command already
+/// printed its result (a status table, a failed compare-and-swap), so only the exit
+/// code (and, for people, the message on stderr) remains.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct CliError {
+    failure: Failure,
+    message: String,
+    reported: bool,
+}
+
+fn invalid(message: impl Into<String>) -> anyhow::Error {
+    CliError { failure: Failure::Invalid, message: message.into(), reported: false }.into()
+}
+
+fn not_found(message: impl Into<String>) -> anyhow::Error {
+    CliError { failure: Failure::NotFound, message: message.into(), reported: false }.into()
+}
+
+fn reported(failure: Failure, message: String) -> anyhow::Error {
+    CliError { failure, message, reported: true }.into()
+}
+
+/// The failure an error stands for: the command's own, else the client's, else general.
+fn classify(e: &anyhow::Error) -> (Failure, bool) {
+    for cause in e.chain() {
+        if let Some(c) = cause.downcast_ref::<CliError>() {
+            return (c.failure, c.reported);
+        }
+        if let Some(c) = cause.downcast_ref::<ballot_client::Error>() {
+            return (Failure::of_client(c), false);
+        }
+    }
+    (Failure::General, false)
+}
+
+/// Reads a value from `path` (`-`: standard input), refusing one over the limit before
+/// anything is sent.
+fn read_value(path: &std::path::Path) -> Result<bytes::Bytes> {
+    use std::io::Read as _;
+    let limit = ballot_kv::MAX_VALUE_SIZE as u64;
+    let mut data = Vec::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().lock().take(limit + 1).read_to_end(&mut data)
+    } else {
+        std::fs::File::open(path)
+            .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?
+            .take(limit + 1)
+            .read_to_end(&mut data)
+    };
+    read.map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    if data.len() as u64 > limit {
+        return Err(invalid(format!("the value in {} exceeds the limit of {limit} bytes", path.display())));
+    }
+    Ok(data.into())
+}
+
 /// The error and its causes, each once (many errors already quote their source).
 fn error_chain(e: &anyhow::Error) -> String {
     let mut text = String::new();
@@ -622,11 +761,24 @@ fn error_chain(e: &anyhow::Error) -> String {
     text
 }
 
+/// Whether the command ends by itself (and so must end within `--timeout`): everything
+/// but streams, long-running holders, benchmarks and local cluster management.
+fn is_one_shot(command: &Command) -> bool {
+    match command {
+        Command::Kv(_) | Command::Status { watch: false } => true,
+        Command::Config(c) => !matches!(c, ConfigCmd::Watch { .. }),
+        Command::Election(c) => matches!(c, ElectionCmd::Leader { .. } | ElectionCmd::Resign { .. }),
+        Command::Status { watch: true } | Command::Cluster(_) | Command::Bench(_) | Command::Certs { .. } => false,
+    }
+}
+
 fn main() -> ExitCode {
+    use std::io::IsTerminal as _;
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BALLOT_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
@@ -635,11 +787,37 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let json = cli.global.output == Format::Json;
+    let timeout = cli.global.timeout;
+    let one_shot = is_one_shot(&cli.command);
+    let result = runtime.block_on(async {
+        if !one_shot {
+            return run(cli).await;
+        }
+        // The client's own deadline is the same; this is the guarantee for the whole
+        // command (several calls, slow name resolution), with a little grace.
+        match tokio::time::timeout(timeout + Duration::from_millis(500), run(cli)).await {
+            Ok(r) => r,
+            Err(_) => Err(CliError {
+                failure: Failure::Unavailable,
+                message: format!("the command did not finish within --timeout {timeout:?}"),
+                reported: false,
+            }
+            .into()),
+        }
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", error_chain(&e));
-            ExitCode::FAILURE
+            let (failure, already_reported) = classify(&e);
+            let message = error_chain(&e);
+            if json && !already_reported {
+                let error = serde_json::json!({ "error": { "kind": failure.kind(), "code": failure.code(), "message": message } });
+                println!("{error}");
+            } else if !json && !message.is_empty() {
+                eprintln!("error: {message}");
+            }
+            ExitCode::from(failure.code())
         }
     }
 }

@@ -43,7 +43,7 @@ fn bad_flags_get_clear_errors() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not a duration"), "{}", stderr(&o));
     let o = ballot(&["kv", "cas", "k", "v"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2), "invalid input");
     assert!(stderr(&o).contains("give a condition"), "{}", stderr(&o));
 }
 
@@ -51,7 +51,7 @@ fn bad_flags_get_clear_errors() {
 fn missing_certificates_say_how_to_make_them() {
     let dir = tmp("nocerts");
     let o = ballot(&["--cert-dir", dir.to_str().unwrap(), "kv", "get", "k"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2), "invalid input");
     let e = stderr(&o);
     assert!(e.contains("ballot certs"), "{e}");
 }
@@ -82,7 +82,7 @@ fn certs_are_written_once_and_an_unreachable_cluster_is_reported() {
         "k",
         "v",
     ]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(4), "unavailable");
     assert!(stderr(&o).contains("no ballot node reachable"), "{}", stderr(&o));
     assert!(started.elapsed() < std::time::Duration::from_secs(15), "took {:?}", started.elapsed());
 }

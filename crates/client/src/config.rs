@@ -115,7 +115,9 @@ impl ConfigClient {
     ) -> Result<ConfigWatch, Error> {
         let start = match start_revision {
             Some(r) => r.max(1),
-            None => self.get(namespace, key_or_prefix).await?.0.revision + 1,
+            // Any linearizable read gives the current revision; a one-entry list works
+            // for every key and prefix, the empty prefix (the whole namespace) included.
+            None => self.list(namespace, key_or_prefix, 1).await?.0.revision + 1,
         };
         let mut watch = ConfigWatch {
             client: self.client.clone(),

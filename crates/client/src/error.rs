@@ -18,6 +18,16 @@ pub enum Error {
         /// The last connection error.
         last: String,
     },
+    /// A write that may or may not have taken effect: an attempt reached a node and was
+    /// never answered (or was answered "timed out" / "leader changed"), and no later
+    /// attempt settled it before the deadline. Read the state to find out.
+    #[error(
+        "outcome unknown: the write may or may not have taken effect (an attempt reached a node and was not answered, and retries did not settle it before the deadline; last error: {last}); read the state to find out, or retry if the write is idempotent"
+    )]
+    OutcomeUnknown {
+        /// The last failure seen.
+        last: String,
+    },
     /// The client's configuration is unusable (bad address, missing certificate, …).
     #[error("client configuration: {0}")]
     Config(String),
@@ -33,6 +43,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the request may have taken effect despite the error.
+    #[must_use]
+    pub fn is_outcome_unknown(&self) -> bool {
+        match self {
+            Error::OutcomeUnknown { .. } => true,
+            Error::Server(e) => e.is_outcome_unknown(),
+            _ => false,
+        }
+    }
+
     /// The server's error, if it is one.
     #[must_use]
     pub fn server(&self) -> Option<&ClientError> {

@@ -4,14 +4,14 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use ballot_core::service::{Session, StateMachine};
+use ballot_client_proto::{Answer, Call, CallError, Endpoints, Policy, SessionPool, Step};
+use ballot_core::service::{Consistency, Route, StateMachine};
 use ballot_quic::{ClientConnector, ClientOptions, ClientSession, ResponseStream, TlsConfig};
 use ballot_wire::{ClientError, ClientReply, ClientRequest, Codec, NodeStatus, Request, Response};
-use tokio::time::Instant;
+use tokio::sync::watch;
 
 use crate::Error;
 
@@ -28,11 +28,14 @@ pub struct ClientConfig {
     pub attempt_timeout: Duration,
     /// How long a call may take in all, retries included.
     pub deadline: Duration,
+    /// How long one connection attempt may take. Connections to every endpoint are
+    /// made at once, so a dead endpoint does not delay a call another node can serve.
+    pub connect_timeout: Duration,
 }
 
 impl ClientConfig {
-    /// A configuration with default timeouts (2 s per attempt, 10 s per call) for the
-    /// cluster named `ballot`.
+    /// A configuration with default timeouts (1 s to connect, 2 s per attempt, 10 s per
+    /// call) for the cluster named `ballot`.
     pub fn new(endpoints: impl IntoIterator<Item = impl Into<String>>, tls: TlsConfig) -> Self {
         ClientConfig {
             endpoints: endpoints.into_iter().map(Into::into).collect(),
@@ -40,6 +43,7 @@ impl ClientConfig {
             cluster: "ballot".to_owned(),
             attempt_timeout: Duration::from_secs(2),
             deadline: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(1),
         }
     }
 
@@ -54,26 +58,39 @@ impl ClientConfig {
     ) -> Result<Self, Error> {
         Ok(Self::new(endpoints, TlsConfig::load_client(dir.as_ref())?))
     }
+
+    /// The call policy these settings make.
+    fn policy(&self) -> Policy {
+        Policy {
+            deadline: self.deadline,
+            attempt_timeout: self.attempt_timeout.min(self.deadline),
+            connect_timeout: self.connect_timeout.min(self.deadline),
+            ..Policy::default()
+        }
+    }
 }
 
 struct Inner {
     connector: ClientConnector,
     config: ClientConfig,
+    policy: Policy,
     codec: Codec,
-    sessions: tokio::sync::Mutex<HashMap<SocketAddr, Arc<ClientSession>>>,
-    preferred: std::sync::Mutex<Option<SocketAddr>>,
-    client_id: u64,
-    /// Whether the session under `client_id` was handed out (it then lives in the pool).
-    own_session_used: AtomicBool,
-    /// Sessions of finished calls, for reuse. A session's writes must reach the cluster in
-    /// sequence order (the session table calls an older sequence number stale), so calls
-    /// made concurrently through clones of one client each take a session of their own.
-    idle_sessions: std::sync::Mutex<Vec<Session>>,
+    origin: tokio::time::Instant,
+    /// The nodes, the state of the connection to each, the last known leader.
+    endpoints: Mutex<Endpoints<SocketAddr>>,
+    connections: Mutex<HashMap<SocketAddr, ClientSession>>,
+    /// Bumped on every connection event, to wake calls waiting for one.
+    connection_events: watch::Sender<u64>,
+    sessions: Mutex<SessionPool>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A client of one ballot service whose state machine type is `S` (used only for its
-/// request, response and event types). Cheap to clone; clones share connections and the
-/// session.
+/// request, response and event types). Cheap to clone; clones share connections, the
+/// leader they know of, and sessions.
 pub struct Client<S> {
     inner: Arc<Inner>,
     service: PhantomData<fn() -> S>,
@@ -95,28 +112,36 @@ fn random_u64() -> u64 {
 
 type Reply<S> = ClientReply<<S as StateMachine>::Response, <S as StateMachine>::Event>;
 
+/// What one attempt at one node produced, besides the call's bookkeeping.
+enum Attempt<T> {
+    Answered(T),
+    NotYet,
+}
+
 impl<S: StateMachine> Client<S> {
     /// Prepares a client. Connections are made lazily, on the first call.
     ///
     /// # Errors
-    /// [`Error::Config`] without endpoints; [`Error::Transport`] if the local QUIC endpoint
-    /// cannot be created.
+    /// [`Error::Config`] without endpoints or with an endpoint that does not resolve;
+    /// [`Error::Transport`] if the local QUIC endpoint cannot be created.
     pub fn new(config: ClientConfig) -> Result<Self, Error> {
         if config.endpoints.is_empty() {
             return Err(Error::Config(
                 "no endpoints given; pass at least one node address such as 127.0.0.1:7001".into(),
             ));
         }
+        let addrs = config.endpoints.iter().map(|e| resolve_now(e)).collect::<Result<Vec<_>, _>>()?;
         let connector = ClientConnector::new(&config.tls, config.cluster.clone(), ClientOptions::default())?;
         Ok(Client {
             inner: Arc::new(Inner {
                 connector,
+                policy: config.policy(),
                 codec: Codec::default(),
-                sessions: tokio::sync::Mutex::new(HashMap::new()),
-                preferred: std::sync::Mutex::new(None),
-                client_id: random_u64(),
-                own_session_used: AtomicBool::new(false),
-                idle_sessions: std::sync::Mutex::new(Vec::new()),
+                origin: tokio::time::Instant::now(),
+                endpoints: Mutex::new(Endpoints::new(addrs)),
+                connections: Mutex::new(HashMap::new()),
+                connection_events: watch::channel(0).0,
+                sessions: Mutex::new(SessionPool::new(random_u64())),
                 config,
             }),
             service: PhantomData,
@@ -126,7 +151,7 @@ impl<S: StateMachine> Client<S> {
     /// This client's session id.
     #[must_use]
     pub fn client_id(&self) -> u64 {
-        self.inner.client_id
+        lock(&self.inner.sessions).own_client()
     }
 
     /// Runs one request of the service at the leader (following redirects, retrying
@@ -134,28 +159,22 @@ impl<S: StateMachine> Client<S> {
     ///
     /// # Errors
     /// The server's error if it is not retryable or the deadline passed;
+    /// [`Error::OutcomeUnknown`] for a write that may or may not have been applied;
     /// [`Error::Unreachable`] if no node answered.
     pub async fn call(&self, request: S::Request) -> Result<S::Response, Error> {
-        let session = self.take_session();
-        let result = self.round_trip(&ClientRequest::Call { session: Some(session), request }, None).await;
+        let route = S::route(&request);
+        let session = lock(&self.inner.sessions).take(random_u64);
+        let frame = self.encode(&ClientRequest::Call { session: Some(session), request })?;
+        let mut call = self.start(route == Route::Write, None);
+        if route == Route::Read(Consistency::Serializable) {
+            call = call.served_by_any_node();
+        }
+        let result = self.run(call, &frame).await;
         // Only a finished call gives its session back: a cancelled one may still apply.
-        self.inner.idle_sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(session);
+        lock(&self.inner.sessions).give_back(session);
         match result? {
             ClientReply::Response(r) => Ok(r),
             other => Err(Error::Unexpected(format!("{other:?}"))),
-        }
-    }
-
-    /// The session for the next call: an idle one with its sequence number advanced;
-    /// else, the first time, the one under the client's id; else a new one.
-    fn take_session(&self) -> Session {
-        let idle = self.inner.idle_sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
-        match idle {
-            Some(s) => Session { client: s.client, seq: s.seq + 1 },
-            None if !self.inner.own_session_used.swap(true, Ordering::Relaxed) => {
-                Session { client: self.inner.client_id, seq: 1 }
-            }
-            None => Session { client: random_u64(), seq: 1 },
         }
     }
 
@@ -165,8 +184,9 @@ impl<S: StateMachine> Client<S> {
     /// # Errors
     /// As [`call`](Self::call).
     pub async fn call_at(&self, endpoint: &str, request: S::Request) -> Result<S::Response, Error> {
-        let addr = self.resolve(endpoint).await?;
-        match self.round_trip(&ClientRequest::Call { session: None, request }, Some(addr)).await? {
+        let addr = resolve(endpoint).await?;
+        let frame = self.encode(&ClientRequest::Call { session: None, request })?;
+        match self.run(self.start(false, Some(addr)), &frame).await? {
             ClientReply::Response(r) => Ok(r),
             other => Err(Error::Unexpected(format!("{other:?}"))),
         }
@@ -177,18 +197,32 @@ impl<S: StateMachine> Client<S> {
     /// # Errors
     /// [`Error::Unreachable`] if it does not answer.
     pub async fn status(&self, endpoint: &str) -> Result<NodeStatus, Error> {
-        let addr = self.resolve(endpoint).await?;
-        match self.round_trip(&ClientRequest::<S::Request>::Status, Some(addr)).await? {
+        let addr = resolve(endpoint).await?;
+        let frame = self.encode(&ClientRequest::<S::Request>::Status)?;
+        match self.run(self.start(false, Some(addr)), &frame).await? {
             ClientReply::Status(s) => Ok(s),
             other => Err(Error::Unexpected(format!("{other:?}"))),
         }
     }
 
-    /// The status of every configured endpoint, in order.
+    /// The status of every configured endpoint, in order, asked of all at once.
     pub async fn statuses(&self) -> Vec<(String, Result<NodeStatus, Error>)> {
-        let mut out = Vec::new();
-        for e in &self.inner.config.endpoints {
-            out.push((e.clone(), self.status(e).await));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, e) in self.inner.config.endpoints.iter().enumerate() {
+            let (client, endpoint) = (self.clone(), e.clone());
+            tasks.spawn(async move { (i, client.status(&endpoint).await) });
+        }
+        let mut out: Vec<(String, Result<NodeStatus, Error>)> = self
+            .inner
+            .config
+            .endpoints
+            .iter()
+            .map(|e| (e.clone(), Err(Error::Unexpected("status task failed".into()))))
+            .collect();
+        while let Some(done) = tasks.join_next().await {
+            if let Ok((i, r)) = done {
+                out[i].1 = r;
+            }
         }
         out
     }
@@ -199,211 +233,217 @@ impl<S: StateMachine> Client<S> {
     /// [`Error::Unreachable`] if no node accepts the stream.
     pub async fn watch(&self, request: S::Request) -> Result<WatchStream<S>, Error> {
         let frame = self.encode(&ClientRequest::Watch { request })?;
-        let deadline = Instant::now() + self.inner.config.deadline;
-        let mut last = String::new();
-        let mut backoff = Backoff::new();
-        for addr in self.rotation(None).await? {
-            if Instant::now() >= deadline {
-                break;
+        let mut call = self.start(false, None).served_by_any_node();
+        loop {
+            let Some((to, _reply_by)) = self.next_send(&mut call).await? else { continue };
+            let opened = match self.connection(to) {
+                Some(session) => session.open_stream(frame.clone()).await,
+                None => Err(ballot_quic::Error::Closed),
+            };
+            match opened {
+                Ok(stream) => {
+                    call.on_answer(self.now(), &mut lock(&self.inner.endpoints), to, Answer::Done);
+                    return Ok(WatchStream { stream, node: to, client: self.clone() });
+                }
+                Err(e) => {
+                    self.forget(to);
+                    call.on_unsent(self.now(), &mut lock(&self.inner.endpoints), &to, &e.to_string());
+                }
             }
-            match self.session(addr).await {
-                Ok(session) => match session.open_stream(frame.clone()).await {
-                    Ok(stream) => {
-                        return Ok(WatchStream { stream, node: addr, codec: self.inner.codec, service: PhantomData });
-                    }
-                    Err(e) => {
-                        last = e.to_string();
-                        self.forget(addr).await;
-                    }
-                },
-                Err(e) => last = e.to_string(),
-            }
-            backoff.wait().await;
         }
-        Err(self.unreachable(last))
+    }
+
+    fn start(&self, write: bool, pinned: Option<SocketAddr>) -> Call<SocketAddr> {
+        let now = self.now();
+        match pinned {
+            Some(node) => Call::pinned(now, &self.inner.policy, write, random_u64(), node),
+            None => Call::new(now, &self.inner.policy, write, random_u64()),
+        }
+    }
+
+    fn now(&self) -> ballot_core::Instant {
+        let nanos = u64::try_from(self.inner.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        ballot_core::Instant::from_nanos(nanos)
+    }
+
+    fn instant(&self, at: ballot_core::Instant) -> tokio::time::Instant {
+        self.inner.origin + Duration::from_nanos(at.as_nanos())
+    }
+
+    /// Polls `call` until it asks to send (returns where, and by when to answer) or is
+    /// over (returns its error; `Ok(None)` never escapes: done-ok is reported by the
+    /// caller's own bookkeeping). Carries out connect steps and waits on the way.
+    async fn next_send(
+        &self,
+        call: &mut Call<SocketAddr>,
+    ) -> Result<Option<(SocketAddr, tokio::time::Instant)>, Error> {
+        let mut events = self.inner.connection_events.subscribe();
+        let step = call.poll(self.now(), &mut lock(&self.inner.endpoints));
+        match step {
+            Step::Connect(addr) => {
+                self.spawn_connect(addr);
+                Ok(None)
+            }
+            Step::Send { to, reply_by } => Ok(Some((to, self.instant(reply_by)))),
+            Step::Wait(until) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(self.instant(until)) => {}
+                    _ = events.changed() => {}
+                }
+                Ok(None)
+            }
+            Step::Done(Ok(())) => Err(Error::Unexpected("the call finished without an answer".into())),
+            Step::Done(Err(e)) => Err(self.call_error(e)),
+        }
+    }
+
+    /// Runs `call` to its end with `frame` as the request.
+    async fn run(&self, mut call: Call<SocketAddr>, frame: &bytes::Bytes) -> Result<Reply<S>, Error> {
+        loop {
+            let Some((to, reply_by)) = self.next_send(&mut call).await? else { continue };
+            if let Attempt::Answered(reply) = self.attempt(&mut call, to, reply_by, frame).await? {
+                return Ok(reply);
+            }
+        }
+    }
+
+    /// Sends `frame` to `to` and feeds what happened back into `call`.
+    async fn attempt(
+        &self,
+        call: &mut Call<SocketAddr>,
+        to: SocketAddr,
+        reply_by: tokio::time::Instant,
+        frame: &bytes::Bytes,
+    ) -> Result<Attempt<Reply<S>>, Error> {
+        let Some(session) = self.connection(to) else {
+            call.on_unsent(self.now(), &mut lock(&self.inner.endpoints), &to, "the connection closed");
+            return Ok(Attempt::NotYet);
+        };
+        // A request that could not be put on a stream never reached the node.
+        let mut stream = match tokio::time::timeout_at(reply_by, session.open_stream(frame.clone())).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(ballot_quic::Error::TooLarge { size, max })) => {
+                return Err(Error::Server(ClientError::TooLarge {
+                    what: "request".into(),
+                    size: size as u64,
+                    max: max as u64,
+                }));
+            }
+            Ok(Err(e)) => {
+                self.forget(to);
+                call.on_unsent(self.now(), &mut lock(&self.inner.endpoints), &to, &e.to_string());
+                return Ok(Attempt::NotYet);
+            }
+            Err(_) => {
+                self.forget(to);
+                call.on_lost(self.now(), &mut lock(&self.inner.endpoints), &to, "sending the request timed out");
+                return Ok(Attempt::NotYet);
+            }
+        };
+        // From here on the node may have received it.
+        let answer = match tokio::time::timeout_at(reply_by, stream.next()).await {
+            Ok(Ok(Some(bytes))) => self.inner.codec.decode::<Response<Reply<S>>>(&bytes)?,
+            Ok(Ok(None)) => {
+                call.on_lost(self.now(), &mut lock(&self.inner.endpoints), &to, "the node ended the stream unanswered");
+                return Ok(Attempt::NotYet);
+            }
+            Ok(Err(e)) => {
+                self.forget(to);
+                call.on_lost(self.now(), &mut lock(&self.inner.endpoints), &to, &e.to_string());
+                return Ok(Attempt::NotYet);
+            }
+            Err(_) => {
+                // A node that does not answer may be gone (QUIC notices only after its
+                // idle timeout): reconnecting tells sooner.
+                self.forget(to);
+                let waited = self.inner.policy.attempt_timeout;
+                let reason = format!("no answer from {to} within {waited:?}");
+                call.on_lost(self.now(), &mut lock(&self.inner.endpoints), &to, &reason);
+                return Ok(Attempt::NotYet);
+            }
+        };
+        let (answer, reply) = match answer.result {
+            Ok(reply) => (Answer::Done, Some(reply)),
+            Err(error @ ClientError::NotLeader { .. }) => {
+                let leader = match &error {
+                    ClientError::NotLeader { leader_addr: Some(a), .. } => resolve(a).await.ok(),
+                    _ => None,
+                };
+                (Answer::Redirect { leader, error }, None)
+            }
+            Err(error) => (Answer::Error(error), None),
+        };
+        call.on_answer(self.now(), &mut lock(&self.inner.endpoints), to, answer);
+        Ok(reply.map_or(Attempt::NotYet, Attempt::Answered))
     }
 
     fn encode(&self, body: &ClientRequest<S::Request>) -> Result<bytes::Bytes, Error> {
         Ok(self.inner.codec.encode(&Request::new(1, body))?)
     }
 
-    fn unreachable(&self, last: String) -> Error {
-        Error::Unreachable { endpoints: self.inner.config.endpoints.join(","), last }
-    }
-
-    async fn resolve(&self, endpoint: &str) -> Result<SocketAddr, Error> {
-        tokio::net::lookup_host(endpoint)
-            .await
-            .map_err(|e| Error::Config(format!("cannot resolve endpoint {endpoint:?}: {e}")))?
-            .next()
-            .ok_or_else(|| Error::Config(format!("endpoint {endpoint:?} resolves to no address")))
-    }
-
-    /// The order to try nodes in: the preferred (last known leader) first.
-    async fn rotation(&self, only: Option<SocketAddr>) -> Result<Vec<SocketAddr>, Error> {
-        if let Some(a) = only {
-            return Ok(vec![a]);
-        }
-        let mut addrs = Vec::new();
-        let mut last_err = None;
-        for e in &self.inner.config.endpoints {
-            match self.resolve(e).await {
-                Ok(a) => addrs.push(a),
-                Err(err) => last_err = Some(err),
+    fn call_error(&self, e: CallError) -> Error {
+        match e {
+            CallError::Server(e) => Error::Server(e),
+            CallError::OutcomeUnknown { last } => Error::OutcomeUnknown { last },
+            CallError::Unreachable { last } => {
+                Error::Unreachable { endpoints: self.inner.config.endpoints.join(","), last }
             }
         }
-        if addrs.is_empty() {
-            return Err(last_err.unwrap_or_else(|| Error::Config("no endpoints".into())));
-        }
-        let preferred = *self.inner.preferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(p) = preferred {
-            addrs.retain(|a| *a != p);
-            addrs.insert(0, p);
-        }
-        Ok(addrs)
     }
 
-    async fn session(&self, addr: SocketAddr) -> Result<Arc<ClientSession>, Error> {
-        let mut sessions = self.inner.sessions.lock().await;
-        if let Some(s) = sessions.get(&addr) {
-            return Ok(Arc::clone(s));
-        }
-        let s = Arc::new(self.inner.connector.connect(addr).await?);
-        sessions.insert(addr, Arc::clone(&s));
-        Ok(s)
+    fn connection(&self, addr: SocketAddr) -> Option<ClientSession> {
+        lock(&self.inner.connections).get(&addr).cloned()
     }
 
-    async fn forget(&self, addr: SocketAddr) {
-        if let Some(s) = self.inner.sessions.lock().await.remove(&addr) {
+    /// Connects to `addr` in the background; the outcome lands in the endpoints' view
+    /// and wakes the calls waiting for it.
+    fn spawn_connect(&self, addr: SocketAddr) {
+        let client = self.clone();
+        tokio::spawn(async move {
+            let timeout = client.inner.policy.connect_timeout;
+            let result = match tokio::time::timeout(timeout, client.inner.connector.connect(addr)).await {
+                Ok(Ok(session)) => Ok(session),
+                Ok(Err(e)) => Err(format!("cannot connect to {addr}: {e}")),
+                Err(_) => Err(format!("connecting to {addr} timed out after {timeout:?}")),
+            };
+            match result {
+                Ok(session) => {
+                    lock(&client.inner.connections).insert(addr, session);
+                    lock(&client.inner.endpoints).connected(addr);
+                }
+                Err(reason) => {
+                    tracing::debug!(%addr, %reason, "connection failed");
+                    let retry = client.inner.policy.retry_down_after;
+                    lock(&client.inner.endpoints).connect_failed(client.now(), addr, retry, reason);
+                }
+            }
+            client.inner.connection_events.send_modify(|n| *n += 1);
+        });
+    }
+
+    fn forget(&self, addr: SocketAddr) {
+        if let Some(s) = lock(&self.inner.connections).remove(&addr) {
             s.close();
         }
-    }
-
-    fn prefer(&self, addr: Option<SocketAddr>) {
-        *self.inner.preferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = addr;
-    }
-
-    /// One try at one node within `budget`: connecting and the request each get it.
-    /// A node that cannot be connected to is [`Error::Unreachable`]; one that took the
-    /// request but did not answer is a server-side [`ClientError::Timeout`] (the request
-    /// may have taken effect).
-    async fn attempt(
-        &self,
-        addr: SocketAddr,
-        frame: bytes::Bytes,
-        budget: Duration,
-    ) -> Result<Response<Reply<S>>, Error> {
-        let session = match tokio::time::timeout(budget, self.session(addr)).await {
-            Ok(session) => session?,
-            Err(_) => {
-                return Err(Error::Unreachable { endpoints: addr.to_string(), last: "connecting timed out".into() });
-            }
-        };
-        match tokio::time::timeout(budget, session.request(frame)).await {
-            Ok(Ok(bytes)) => Ok(self.inner.codec.decode(&bytes)?),
-            Ok(Err(e)) => {
-                self.forget(addr).await;
-                Err(e.into())
-            }
-            Err(_) => {
-                self.forget(addr).await;
-                Err(Error::Server(ClientError::Timeout))
-            }
-        }
-    }
-
-    async fn round_trip(&self, body: &ClientRequest<S::Request>, only: Option<SocketAddr>) -> Result<Reply<S>, Error> {
-        let frame = self.encode(body)?;
-        let cfg = &self.inner.config;
-        let deadline = Instant::now() + cfg.deadline;
-        let mut queue = self.rotation(only).await?;
-        let mut next = 0usize;
-        let mut backoff = Backoff::new();
-        let mut last: Option<Error> = None;
-        let mut redirects = 0u32;
-        loop {
-            if Instant::now() >= deadline {
-                return Err(match last {
-                    Some(Error::Server(e)) => Error::Server(e),
-                    // One node asked: its own error says it all.
-                    Some(e @ Error::Unreachable { .. }) if only.is_some() => e,
-                    Some(Error::Unreachable { last, .. }) => self.unreachable(last),
-                    Some(other) => self.unreachable(other.to_string()),
-                    None => self.unreachable("deadline passed".into()),
-                });
-            }
-            let addr = queue[next % queue.len()];
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.attempt(addr, frame.clone(), cfg.attempt_timeout.min(left)).await {
-                Err(e @ (Error::Decode(_) | Error::Config(_))) => return Err(e),
-                Err(e) => {
-                    // A node that took the request but timed out is the more telling
-                    // error; the session makes the retry safe.
-                    if !(matches!(e, Error::Unreachable { .. }) && matches!(last, Some(Error::Server(_)))) {
-                        last = Some(e);
-                    }
-                    next += 1;
-                }
-                Ok(Response { result: Ok(reply), .. }) => {
-                    if only.is_none() {
-                        self.prefer(Some(addr));
-                    }
-                    return Ok(reply);
-                }
-                Ok(Response { result: Err(e), .. }) => {
-                    if !e.is_retryable() {
-                        return Err(Error::Server(e));
-                    }
-                    if only.is_some() && matches!(e, ClientError::NotLeader { .. }) {
-                        return Err(Error::Server(e));
-                    }
-                    // Follow a redirect to the leader at once.
-                    let redirect = match &e {
-                        ClientError::NotLeader { leader_addr: Some(leader), .. } if only.is_none() => {
-                            self.resolve(leader).await.ok().filter(|l| *l != addr)
-                        }
-                        _ => None,
-                    };
-                    if let Some(l) = redirect {
-                        self.prefer(Some(l));
-                        if !queue.contains(&l) {
-                            queue.push(l);
-                        }
-                        next = queue.iter().position(|a| *a == l).unwrap_or(0);
-                        last = Some(Error::Server(e));
-                        redirects += 1;
-                        if redirects <= 3 {
-                            continue;
-                        }
-                        backoff.wait().await;
-                        continue;
-                    }
-                    if matches!(e, ClientError::NotLeader { .. } | ClientError::Unavailable(_)) {
-                        next += 1;
-                    }
-                    last = Some(Error::Server(e));
-                }
-            }
-            backoff.wait().await;
-        }
+        lock(&self.inner.endpoints).disconnected(&addr);
     }
 }
 
-/// Jittered exponential backoff: 25 ms doubling to 1 s.
-struct Backoff {
-    delay: Duration,
+fn resolve_now(endpoint: &str) -> Result<SocketAddr, Error> {
+    use std::net::ToSocketAddrs;
+    endpoint
+        .to_socket_addrs()
+        .map_err(|e| Error::Config(format!("cannot resolve endpoint {endpoint:?}: {e}")))?
+        .next()
+        .ok_or_else(|| Error::Config(format!("endpoint {endpoint:?} resolves to no address")))
 }
 
-impl Backoff {
-    fn new() -> Self {
-        Backoff { delay: Duration::from_millis(25) }
-    }
-
-    async fn wait(&mut self) {
-        let jitter = random_u64() % (self.delay.as_millis() as u64 / 2 + 1);
-        tokio::time::sleep(self.delay / 2 + Duration::from_millis(jitter)).await;
-        self.delay = (self.delay * 2).min(Duration::from_secs(1));
-    }
+async fn resolve(endpoint: &str) -> Result<SocketAddr, Error> {
+    tokio::net::lookup_host(endpoint)
+        .await
+        .map_err(|e| Error::Config(format!("cannot resolve endpoint {endpoint:?}: {e}")))?
+        .next()
+        .ok_or_else(|| Error::Config(format!("endpoint {endpoint:?} resolves to no address")))
 }
 
 /// The events of one watch, in order. Ends with the server's error (for example
@@ -411,8 +451,7 @@ impl Backoff {
 pub struct WatchStream<S: StateMachine> {
     stream: ResponseStream,
     node: SocketAddr,
-    codec: Codec,
-    service: PhantomData<fn() -> S>,
+    client: Client<S>,
 }
 
 impl<S: StateMachine> WatchStream<S> {
@@ -427,8 +466,16 @@ impl<S: StateMachine> WatchStream<S> {
     /// # Errors
     /// The error that ended the watch (the server's, or a lost connection).
     pub async fn next(&mut self) -> Result<Option<S::Event>, Error> {
-        let Some(bytes) = self.stream.next().await? else { return Ok(None) };
-        let response: Response<Reply<S>> = self.codec.decode(&bytes)?;
+        let bytes = match self.stream.next().await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                // The connection is gone: the next call or watch reconnects.
+                self.client.forget(self.node);
+                return Err(e.into());
+            }
+        };
+        let response: Response<Reply<S>> = self.client.inner.codec.decode(&bytes)?;
         match response.result {
             Ok(ClientReply::Event(e)) => Ok(Some(e)),
             Ok(other) => Err(Error::Unexpected(format!("{other:?}"))),

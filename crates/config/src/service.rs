@@ -212,15 +212,17 @@ impl StateMachine for ConfigService {
     type Response = ConfigResponse;
     type Event = ConfigEvent;
 
-    fn route(&self, request: &ConfigRequest) -> Route {
+    fn route(request: &ConfigRequest) -> Route {
         match request {
             ConfigRequest::Set { .. } | ConfigRequest::Delete { .. } | ConfigRequest::Compact { .. } => Route::Write,
-            ConfigRequest::Get { consistency, .. } | ConfigRequest::List { consistency, .. } => consistency.route(),
+            ConfigRequest::Get { consistency, .. } | ConfigRequest::List { consistency, .. } => {
+                Route::Read(*consistency)
+            }
             ConfigRequest::Watch { .. } => Route::Watch,
         }
     }
 
-    fn operation(&self, request: &ConfigRequest) -> &'static str {
+    fn operation(request: &ConfigRequest) -> &'static str {
         match request {
             ConfigRequest::Set { .. } => "set",
             ConfigRequest::Get { .. } => "get",
@@ -322,7 +324,7 @@ impl StateMachine for ConfigService {
             ConfigRequest::Set { .. } | ConfigRequest::Delete { .. } | ConfigRequest::Compact { .. } => {
                 ConfigResponse::Rejected(Rejection::Invalid(format!(
                     "`{}` is a write: it must be ordered through the log, not served as a read",
-                    self.operation(request)
+                    Self::operation(request)
                 )))
             }
         }

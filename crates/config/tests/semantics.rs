@@ -117,7 +117,7 @@ fn watch_replays_from_a_revision_then_filters_live_events() {
     assert_eq!(matching(&watch("web", "", true, 0)), [8]);
     assert_eq!(matching(&watch("app", "", true, 7)), [7], "a future start skips earlier live events");
     assert!(!svc.watch_matches(&set("app", "a", "1"), &events[0]), "only watches match");
-    assert_eq!(svc.route(&all), Route::Watch);
+    assert_eq!(ConfigService::route(&all), Route::Watch);
 }
 
 #[test]

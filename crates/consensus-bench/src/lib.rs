@@ -51,7 +51,7 @@
 //! use ballot_consensus_bench::{run, Settings, SystemKind};
 //!
 //! let settings = Settings { entries: 2_000, warmup: 200, ..Settings::new(3, 64, 64) };
-//! for kind in SystemKind::ALL {
+//! for &kind in SystemKind::ALL {
 //!     let report = run(kind, &settings);
 //!     assert_eq!(report.entries, 2_000);
 //!     assert!(report.messages > 0);
@@ -62,6 +62,7 @@ mod ballot;
 mod cpu;
 mod harness;
 mod omni;
+#[cfg(feature = "raft-rs")]
 mod raft_rs;
 
 use std::fmt;
@@ -71,6 +72,7 @@ use std::time::Duration;
 pub use ballot::{BallotPaxos, BallotRaft, BallotReplica, VecLog};
 pub use harness::{Io, Replica, System, run_system};
 pub use omni::{OmniPaxos, OmniReplica};
+#[cfg(feature = "raft-rs")]
 pub use raft_rs::{RaftRs, RaftRsReplica};
 
 /// When a write counts as durable, for systems that let the driver decide.
@@ -212,7 +214,8 @@ impl Tuning {
 pub enum SystemKind {
     /// `ballot-raft`.
     BallotRaft,
-    /// tikv's raft-rs (`raft` crate).
+    /// tikv's raft-rs (`raft` crate); with the `raft-rs` feature.
+    #[cfg(feature = "raft-rs")]
     RaftRs,
     /// `ballot-paxos` (Multi-Paxos).
     BallotPaxos,
@@ -222,14 +225,20 @@ pub enum SystemKind {
 
 impl SystemKind {
     /// Every system, in report order.
-    pub const ALL: [SystemKind; 4] =
-        [SystemKind::BallotRaft, SystemKind::RaftRs, SystemKind::BallotPaxos, SystemKind::OmniPaxos];
+    pub const ALL: &'static [SystemKind] = &[
+        SystemKind::BallotRaft,
+        #[cfg(feature = "raft-rs")]
+        SystemKind::RaftRs,
+        SystemKind::BallotPaxos,
+        SystemKind::OmniPaxos,
+    ];
 
     /// The name used in reports and on the command line.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             SystemKind::BallotRaft => BallotRaft::NAME,
+            #[cfg(feature = "raft-rs")]
             SystemKind::RaftRs => RaftRs::NAME,
             SystemKind::BallotPaxos => BallotPaxos::NAME,
             SystemKind::OmniPaxos => OmniPaxos::NAME,
@@ -240,7 +249,7 @@ impl SystemKind {
 impl FromStr for SystemKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        SystemKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
+        SystemKind::ALL.iter().copied().find(|k| k.name() == s).ok_or_else(|| {
             let names: Vec<_> = SystemKind::ALL.iter().map(|k| k.name()).collect();
             format!("unknown system {s:?}: expected one of {}", names.join(", "))
         })
@@ -316,6 +325,7 @@ impl Report {
 pub fn run(kind: SystemKind, settings: &Settings) -> Report {
     match kind {
         SystemKind::BallotRaft => run_system::<BallotRaft>(kind, settings),
+        #[cfg(feature = "raft-rs")]
         SystemKind::RaftRs => run_system::<RaftRs>(kind, settings),
         SystemKind::BallotPaxos => run_system::<BallotPaxos>(kind, settings),
         SystemKind::OmniPaxos => run_system::<OmniPaxos>(kind, settings),

@@ -8,7 +8,7 @@ fn smoke(nodes: usize, window: u64, durability: Durability) {
     // Compact often, so that compaction runs in the test too.
     let settings =
         Settings { entries: 3_000, warmup: 100, compact_every: 1_000, durability, ..Settings::new(nodes, 64, window) };
-    for kind in SystemKind::ALL {
+    for &kind in SystemKind::ALL {
         let report = run(kind, &settings);
         assert_eq!(report.entries, 3_000, "{kind}");
         assert!(report.messages > 0 && report.writes > 0 && report.rounds > 0, "{kind}: {report:?}");
@@ -32,7 +32,7 @@ fn five_replicas_commit_in_order() {
 #[test]
 fn one_outstanding_command_and_instant_acknowledgements() {
     let settings = Settings { entries: 300, warmup: 10, durability: Durability::Instant, ..Settings::new(3, 1024, 1) };
-    for kind in SystemKind::ALL {
+    for &kind in SystemKind::ALL {
         let report = run(kind, &settings);
         // A commit needs the leader's message out and the acknowledgements back.
         assert!(report.rounds_per_entry() >= 2.0, "{kind}: {report:?}");

@@ -16,12 +16,10 @@ use crate::{Instant, Payload};
 pub enum Route {
     /// A state change: ordered through the log, then [`StateMachine::apply`]d everywhere.
     Write,
-    /// A read served by [`StateMachine::query`]: `linearizable` reads wait for a read
-    /// barrier (ReadIndex); others are served from the local replica's state at once.
-    Read {
-        /// Whether the read must observe every write acknowledged before it began.
-        linearizable: bool,
-    },
+    /// A read served by [`StateMachine::query`]: linearizable reads wait for a read
+    /// barrier (ReadIndex); serializable ones are served from the local replica's state
+    /// at once.
+    Read(Consistency),
     /// A stream of [`StateMachine::Event`]s (watch, observe), served by any replica:
     /// first [`StateMachine::watch_start`], then every applied event that
     /// [`StateMachine::watch_matches`].
@@ -31,7 +29,7 @@ pub enum Route {
     Leader,
 }
 
-/// How fresh a read must be; services map it to a [`Route::Read`] with [`Consistency::route`].
+/// How fresh a read must be ([`Route::Read`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Consistency {
     /// The read observes every write acknowledged before it began (a read barrier
@@ -41,14 +39,6 @@ pub enum Consistency {
     /// The read is served at once from whichever replica receives it; it may miss
     /// recent writes, but is cheaper and works without a leader.
     Serializable,
-}
-
-impl Consistency {
-    /// The route a read with this consistency takes.
-    #[must_use]
-    pub const fn route(self) -> Route {
-        Route::Read { linearizable: matches!(self, Consistency::Linearizable) }
-    }
 }
 
 /// Metadata carried by service responses.
@@ -107,10 +97,10 @@ pub trait StateMachine: Send + 'static {
     type Event: Payload;
 
     /// How to serve `request`.
-    fn route(&self, request: &Self::Request) -> Route;
+    fn route(request: &Self::Request) -> Route;
 
     /// A short name of the request's operation ("put", "range", …) for metrics and logs.
-    fn operation(&self, request: &Self::Request) -> &'static str {
+    fn operation(request: &Self::Request) -> &'static str {
         let _ = request;
         "request"
     }

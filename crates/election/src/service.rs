@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use ballot_core::Instant;
-use ballot_core::service::{Header, Rejection, Route, StateMachine};
+use ballot_core::service::{Consistency, Header, Rejection, Route, StateMachine};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -335,19 +335,19 @@ impl StateMachine for ElectionService {
     type Response = ElectionResponse;
     type Event = LeaderEvent;
 
-    fn route(&self, request: &ElectionRequest) -> Route {
+    fn route(request: &ElectionRequest) -> Route {
         match request {
             ElectionRequest::Grant { .. }
             | ElectionRequest::Revoke { .. }
             | ElectionRequest::Campaign { .. }
             | ElectionRequest::Resign { .. } => Route::Write,
             ElectionRequest::KeepAlive { .. } | ElectionRequest::TimeToLive { .. } => Route::Leader,
-            ElectionRequest::Leader { .. } => Route::Read { linearizable: true },
+            ElectionRequest::Leader { .. } => Route::Read(Consistency::Linearizable),
             ElectionRequest::Observe { .. } => Route::Watch,
         }
     }
 
-    fn operation(&self, request: &ElectionRequest) -> &'static str {
+    fn operation(request: &ElectionRequest) -> &'static str {
         match request {
             ElectionRequest::Grant { .. } => "grant",
             ElectionRequest::KeepAlive { .. } => "keep_alive",
@@ -419,7 +419,7 @@ impl StateMachine for ElectionService {
             | ElectionRequest::Campaign { .. }
             | ElectionRequest::Resign { .. } => ElectionResponse::Rejected(Rejection::Invalid(format!(
                 "`{}` is a write: it must be ordered through the log, not served as a read",
-                self.operation(request)
+                Self::operation(request)
             ))),
         }
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ballot_core::Instant;
-use ballot_core::service::{Header, Rejection, Route, StateMachine};
+use ballot_core::service::{Consistency, Header, Rejection, Route, StateMachine};
 use ballot_election::{
     ElectionRequest, ElectionResponse, ElectionService, LeaderEvent, Leadership, LeaseId, MAX_CAMPAIGNS_PER_LEASE,
     MAX_LEASES, MAX_NAME_SIZE, MAX_TTL_MS, MAX_VALUE_SIZE, MIN_TTL_MS, REVOKE_RETRY,
@@ -103,7 +103,7 @@ fn candidates_lead_in_campaign_order_with_growing_tokens() {
 fn leader_reads_and_observations() {
     let mut svc = with_leases(2);
     let leader = ElectionRequest::Leader { election: "e".into() };
-    assert_eq!(svc.route(&leader), Route::Read { linearizable: true });
+    assert_eq!(ElectionService::route(&leader), Route::Read(Consistency::Linearizable));
     assert_eq!(
         svc.query(&leader),
         ElectionResponse::Leader { header: Header { revision: 2 }, election: "e".into(), leader: None }
@@ -120,7 +120,7 @@ fn leader_reads_and_observations() {
     );
 
     let observe = ElectionRequest::Observe { election: "e".into() };
-    assert_eq!(svc.route(&observe), Route::Watch);
+    assert_eq!(ElectionService::route(&observe), Route::Watch);
     assert_eq!(
         svc.watch_start(&observe),
         Ok(vec![LeaderEvent { election: "e".into(), revision: 3, leader: Some(expected) }])
@@ -233,8 +233,8 @@ fn a_lagging_leader_does_not_disown_fresh_leases() {
 fn requests_are_routed_and_validated() {
     let svc = ElectionService::new();
     let grant = |ttl_ms| ElectionRequest::Grant { ttl_ms };
-    assert_eq!(svc.route(&grant(MIN_TTL_MS)), Route::Write);
-    assert_eq!(svc.route(&ElectionRequest::KeepAlive { lease: LeaseId(1) }), Route::Leader);
+    assert_eq!(ElectionService::route(&grant(MIN_TTL_MS)), Route::Write);
+    assert_eq!(ElectionService::route(&ElectionRequest::KeepAlive { lease: LeaseId(1) }), Route::Leader);
     assert_eq!(svc.validate(&grant(MIN_TTL_MS)), Ok(()));
     assert_eq!(svc.validate(&grant(MAX_TTL_MS)), Ok(()));
     assert!(matches!(svc.validate(&grant(MIN_TTL_MS - 1)), Err(Rejection::Invalid(_))));

@@ -30,9 +30,9 @@ impl StateMachine for KvStore {
     type Response = KvResponse;
     type Event = KvEvent;
 
-    fn route(&self, request: &KvRequest) -> Route {
+    fn route(request: &KvRequest) -> Route {
         match request {
-            KvRequest::Get { consistency, .. } | KvRequest::Range { consistency, .. } => consistency.route(),
+            KvRequest::Get { consistency, .. } | KvRequest::Range { consistency, .. } => Route::Read(*consistency),
             KvRequest::Put { .. }
             | KvRequest::Delete { .. }
             | KvRequest::CompareAndSwap { .. }
@@ -41,7 +41,7 @@ impl StateMachine for KvStore {
         }
     }
 
-    fn operation(&self, request: &KvRequest) -> &'static str {
+    fn operation(request: &KvRequest) -> &'static str {
         match request {
             KvRequest::Put { .. } => "put",
             KvRequest::Get { .. } => "get",
@@ -140,7 +140,7 @@ impl StateMachine for KvStore {
             }
             _ => KvResponse::Rejected(Rejection::Invalid(format!(
                 "`{}` is a write: it must be ordered through the log, not served as a read",
-                self.operation(request)
+                Self::operation(request)
             ))),
         }
     }

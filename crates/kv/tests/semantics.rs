@@ -224,13 +224,13 @@ fn invalid_writes_reaching_apply_change_nothing() {
 fn routes_reads_by_consistency() {
     let db = KvStore::new();
     let get = |consistency| KvRequest::Get { key: b("k"), consistency };
-    assert_eq!(db.route(&get(Consistency::default())), Route::Read { linearizable: true });
-    assert_eq!(db.route(&get(Consistency::Serializable)), Route::Read { linearizable: false });
-    assert_eq!(db.route(&put("k", "v")), Route::Write);
-    assert_eq!(db.route(&KvRequest::DeletePrefix { prefix: b("k") }), Route::Write);
+    assert_eq!(KvStore::route(&get(Consistency::default())), Route::Read(Consistency::Linearizable));
+    assert_eq!(KvStore::route(&get(Consistency::Serializable)), Route::Read(Consistency::Serializable));
+    assert_eq!(KvStore::route(&put("k", "v")), Route::Write);
+    assert_eq!(KvStore::route(&KvRequest::DeletePrefix { prefix: b("k") }), Route::Write);
     assert!(matches!(db.query(&put("k", "v")), KvResponse::Rejected(Rejection::Invalid(_))));
     assert!(db.watch_start(&get(Consistency::Linearizable)).is_err(), "the database has no watches");
-    assert_eq!(db.operation(&put("k", "v")), "put");
+    assert_eq!(KvStore::operation(&put("k", "v")), "put");
 }
 
 #[test]
@@ -413,7 +413,7 @@ proptest! {
         for (i, r) in requests.iter().enumerate() {
             prop_assert_eq!(db.validate(r), Ok(()));
             let expected = model.expect(r);
-            let got = match db.route(r) {
+            let got = match KvStore::route(r) {
                 Route::Write => db.apply(i as u64 + 1, r.clone()).0,
                 _ => db.query(r),
             };

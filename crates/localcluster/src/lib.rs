@@ -142,6 +142,22 @@ impl ClusterSpec {
         self.dir.join(format!("n{}.log", id.get()))
     }
 
+    /// The ports this cluster needs that something else holds, each with what it is for.
+    #[must_use]
+    pub fn ports_in_use(&self) -> Vec<(u16, String)> {
+        let mut taken = Vec::new();
+        for id in self.ids() {
+            let (quic, http) = (self.listen(id), self.metrics(id));
+            if std::net::UdpSocket::bind(quic).is_err() {
+                taken.push((quic.port(), format!("node {}'s client and peer port (UDP {quic})", id.get())));
+            }
+            if std::net::TcpListener::bind(http).is_err() {
+                taken.push((http.port(), format!("node {}'s metrics port (TCP {http})", id.get())));
+            }
+        }
+        taken
+    }
+
     /// Writes development certificates for every node and a client, unless present.
     ///
     /// # Errors
@@ -214,22 +230,25 @@ impl ClusterSpec {
 #[must_use]
 pub fn free_port_base(nodes: usize) -> u16 {
     let seed = u64::from(std::process::id())
-        ^ Instant::now().elapsed().as_nanos() as u64
         ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    for _ in 0..64 {
+    let candidates = std::iter::repeat_with(move || {
         x ^= x >> 29;
         x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        let base = 20_000 + (x % 390) as u16 * 100;
-        let free = (1..=nodes as u16).all(|i| {
-            std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok()
-                && std::net::TcpListener::bind(("127.0.0.1", base + 100 + i)).is_ok()
-        });
-        if free {
-            return base;
-        }
-    }
-    20_000
+        20_000 + (x % 390) as u16 * 100
+    });
+    first_free_base(nodes, candidates.take(64)).unwrap_or(20_000)
+}
+
+/// The first base port among `candidates` whose `nodes` QUIC and HTTP ports are free.
+pub fn first_free_base(nodes: usize, candidates: impl IntoIterator<Item = u16>) -> Option<u16> {
+    candidates.into_iter().find(|&base| {
+        base.checked_add(101 + nodes as u16).is_some()
+            && (1..=nodes as u16).all(|i| {
+                std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok()
+                    && std::net::TcpListener::bind(("127.0.0.1", base + 100 + i)).is_ok()
+            })
+    })
 }
 
 /// Serializes the end-to-end tests of one test binary: each starts several processes,
@@ -303,6 +322,22 @@ impl Cluster {
         }
     }
 
+    /// Freezes node `id` with SIGSTOP: its connections stay open but it answers nothing.
+    pub fn pause(&mut self, id: NodeId) {
+        self.signal(id, "STOP");
+    }
+
+    /// Thaws a node frozen by [`pause`](Self::pause) with SIGCONT.
+    pub fn resume(&mut self, id: NodeId) {
+        self.signal(id, "CONT");
+    }
+
+    fn signal(&mut self, id: NodeId, signal: &str) {
+        if let Some(child) = self.slot(id).as_ref() {
+            let _ = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
+        }
+    }
+
     /// Stops node `id` with SIGTERM and waits up to `timeout` for it to exit (then kills it).
     /// Returns whether it exited by itself.
     pub fn stop(&mut self, id: NodeId, timeout: Duration) -> bool {
@@ -364,9 +399,7 @@ impl Cluster {
     /// The last `lines` lines of node `id`'s log.
     #[must_use]
     pub fn log_tail(&self, id: NodeId, lines: usize) -> String {
-        let text = fs::read_to_string(self.spec.log_file(id)).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        tail(&self.spec.log_file(id), lines)
     }
 
     /// Scrapes node `id`'s `/metrics`.
@@ -391,6 +424,13 @@ impl Drop for Cluster {
             let _ = fs::remove_dir_all(&self.spec.dir);
         }
     }
+}
+
+/// The last `lines` lines of a text file (empty if it cannot be read).
+fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Marks a directory made by [`test_dir`], which a [`Cluster`] removes when dropped.
@@ -443,11 +483,13 @@ pub mod detached {
         fs::read_to_string(pid_file(spec, id)).ok()?.trim().parse().ok()
     }
 
-    /// Writes certificates, starts every node in the background and records the layout.
-    /// Refuses if a cluster already runs in `spec.dir`.
+    /// Writes certificates, starts every node in the background, records the layout and
+    /// waits until every node serves (`/livez`). Refuses if a cluster already runs in
+    /// `spec.dir` or another program holds one of its ports; if a node exits while
+    /// starting, stops the others and says why (from its log).
     ///
     /// # Errors
-    /// If a node is already running there, or a process cannot be started.
+    /// As above, or if a process cannot be started.
     pub fn up(spec: &ClusterSpec) -> io::Result<()> {
         if let Ok(running) = load(&spec.dir)
             && running.ids().iter().any(|&id| read_pid(&running, id).is_some_and(alive))
@@ -457,11 +499,69 @@ pub mod detached {
                 format!("a cluster already runs in {}; stop it first (`down`)", spec.dir.display()),
             ));
         }
+        let taken = spec.ports_in_use();
+        if !taken.is_empty() {
+            let suggestion = super::first_free_base(spec.nodes, (1..=60).map(|k| spec.base_port.wrapping_add(k * 200)))
+                .map_or_else(String::new, |b| format!(" ({b} looks free)"));
+            let what: Vec<String> = taken.iter().map(|(_, w)| w.clone()).collect();
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!(
+                    "ports in use: {}. Is another cluster running? Stop it, or choose other ports with \
+                     --base-port{suggestion}",
+                    what.join(", ")
+                ),
+            ));
+        }
         fs::create_dir_all(&spec.dir)?;
         spec.ensure_certs()?;
         save(spec)?;
         for id in spec.ids() {
             start_node(spec, id)?;
+        }
+        if let Err(e) = wait_serving(spec, Duration::from_secs(30)) {
+            for id in spec.ids() {
+                signal_node(spec, id, "KILL");
+                let _ = fs::remove_file(pid_file(spec, id));
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Waits until every node of `spec` answers `/livez`; fails as soon as one exits.
+    fn wait_serving(spec: &ClusterSpec, timeout: Duration) -> io::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut pending = spec.ids();
+        while !pending.is_empty() {
+            for &id in &pending {
+                if !read_pid(spec, id).is_some_and(alive) {
+                    let tail = super::tail(&spec.log_file(id), 10);
+                    return Err(io::Error::other(format!(
+                        "node {} exited while starting; the end of {}:\n{tail}",
+                        id.get(),
+                        spec.log_file(id).display()
+                    )));
+                }
+            }
+            pending.retain(|&id| {
+                !matches!(http_get(spec.metrics(id), "/livez", Duration::from_millis(300)), Ok((200, _)))
+            });
+            if pending.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let ids: Vec<String> = pending.iter().map(|id| id.get().to_string()).collect();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "nodes {} did not start serving within {timeout:?}; see their logs in {}",
+                        ids.join(", "),
+                        spec.dir.display()
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
         Ok(())
     }
@@ -537,14 +637,18 @@ pub mod detached {
         let nodes = spec
             .ids()
             .into_iter()
-            .map(|id| NodeState {
-                id,
-                pid: read_pid(&spec, id).filter(|&p| alive(p)),
-                listen: spec.listen(id).to_string(),
-                metrics_url: format!("http://{}/metrics", spec.metrics(id)),
-                health: http_get(spec.metrics(id), "/health", Duration::from_millis(500))
-                    .ok()
-                    .map(|(_, b)| b.trim().to_owned()),
+            .map(|id| {
+                let pid = read_pid(&spec, id).filter(|&p| alive(p));
+                // Only a running node of this cluster is asked: its ports may belong to
+                // someone else's process when it is down.
+                let health = pid.and_then(|_| http_get(spec.metrics(id), "/health", Duration::from_millis(500)).ok());
+                NodeState {
+                    id,
+                    pid,
+                    listen: spec.listen(id).to_string(),
+                    metrics_url: format!("http://{}/metrics", spec.metrics(id)),
+                    health: health.map(|(_, b)| b.trim().to_owned()),
+                }
             })
             .collect();
         Ok((spec, nodes))

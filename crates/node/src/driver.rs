@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ballot_core::GroupCommit;
-use ballot_core::service::{Command, Route, SessionCheck, SessionTable, StateMachine};
+use ballot_core::service::{Command, Consistency, Route, SessionCheck, SessionTable, StateMachine};
 use ballot_core::{
     Ack, Apply, Event, Incoming, Instant, LogStore, Output, PersistId, ProposalId, Protocol, ReadId, Role, Transport,
 };
@@ -288,14 +288,14 @@ impl<P: Protocol, S: StateMachine, L: LogStore<P::Entry, P::HardState> + 'static
         request: S::Request,
         reply: Reply<S::Response>,
     ) {
-        let op = self.service.operation(&request);
+        let op = S::operation(&request);
         let pending = self.pending(reply, op);
         if let Err(rejection) = self.service.validate(&request) {
             finish(pending, Err(rejection.into()));
             return;
         }
         let now = self.now();
-        match self.service.route(&request) {
+        match S::route(&request) {
             Route::Write => {
                 let command = match self.codec.encode(&Command { session, request }) {
                     Ok(c) => c,
@@ -314,11 +314,11 @@ impl<P: Protocol, S: StateMachine, L: LogStore<P::Entry, P::HardState> + 'static
                     }
                 }
             }
-            Route::Read { linearizable: false } => {
+            Route::Read(Consistency::Serializable) => {
                 let response = self.service.query(&request);
                 finish(pending, Ok(response));
             }
-            Route::Read { linearizable: true } => {
+            Route::Read(Consistency::Linearizable) => {
                 let id = ReadId(self.next_id());
                 match self.protocol.read(now, id) {
                     Ok(()) => {
@@ -347,7 +347,7 @@ impl<P: Protocol, S: StateMachine, L: LogStore<P::Entry, P::HardState> + 'static
     }
 
     fn on_watch(&mut self, request: S::Request, reply: Reply<mpsc::Receiver<WatchItem<S::Event>>>) {
-        if self.service.route(&request) != Route::Watch {
+        if S::route(&request) != Route::Watch {
             let _ = reply.send(Err(ClientError::InvalidRequest("this request is not a watch".into())));
             return;
         }

@@ -96,7 +96,9 @@ pub fn main<S: StateMachine>(name: &'static str, about: &'static str, service: i
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    // Colour only on a terminal: log files and journald get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name(name).build() {
         Ok(r) => r,
         Err(e) => {
@@ -145,6 +147,12 @@ where
 {
     RocksStore::open_with(dir, options).map_err(|e| ServerError::DataDir { dir: dir.to_owned(), reason: e.to_string() })
 }
+
+/// The largest command (an encoded client request with its session) a node orders. A
+/// request within the services' own limits fits — a 1 MiB value, or a compare-and-swap
+/// comparing a 1 MiB value and writing another — and a replication message carrying one
+/// such command alone still fits the 4 MiB peer frame.
+pub const MAX_COMMAND_BYTES: usize = 3 << 20;
 
 fn seed(id: NodeId) -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
@@ -201,6 +209,7 @@ pub async fn run<S: StateMachine>(args: ServerArgs, service: S) -> Result<(), Se
             config.election_timeout_min = args.election_timeout();
             config.election_timeout_max = args.election_timeout() * 2;
             config.heartbeat_interval = args.heartbeat();
+            config.max_command_size = MAX_COMMAND_BYTES;
             let raft = ballot_raft::Raft::new(config, membership, recovered, rng, now)
                 .map_err(|e| ServerError::Consensus { consensus: "raft", reason: e.to_string() })?;
             start(&args, raft, store, service, &transport)?
@@ -213,6 +222,7 @@ pub async fn run<S: StateMachine>(args: ServerArgs, service: S) -> Result<(), Se
             config.election_timeout_min = args.election_timeout();
             config.election_timeout_max = args.election_timeout() * 2;
             config.heartbeat_interval = args.heartbeat();
+            config.max_command_size = MAX_COMMAND_BYTES;
             let paxos = ballot_paxos::MultiPaxos::new(config, membership, recovered, rng, now)
                 .map_err(|e| ServerError::Consensus { consensus: "multipaxos", reason: e.to_string() })?;
             start(&args, paxos, store, service, &transport)?

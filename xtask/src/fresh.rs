@@ -23,6 +23,8 @@ use anyhow::{Context, Result, bail, ensure};
 
 /// Where the roots live.
 const BASE: &str = "/var/tmp/ballot-fresh";
+/// Where the clone goes inside the root.
+const CHECKOUT: &str = "/srv/ballot";
 /// The Debian release of the root (the one this project's machines run).
 const SUITE: &str = "bookworm";
 /// What the root has besides debootstrap's minimal base: enough to link Rust programs
@@ -52,17 +54,24 @@ pub fn fresh(opts: &Options) -> Result<()> {
     }
     eprintln!("==> copying the base root to {}", root.display());
     sh(&format!("cp -a {} {}", base.display(), root.display()))?;
+    // The network's trust, not a prerequisite of the project: certificates added
+    // locally on the host (a TLS-inspecting proxy's, where there is one) for crates.io.
+    sh(&format!(
+        "cp -r /usr/local/share/ca-certificates/. {r}/usr/local/share/ca-certificates/ 2>/dev/null; \
+         chroot {r} update-ca-certificates >/dev/null",
+        r = root.display()
+    ))?;
     let mounts = Mounts::new(&root, &toolchain)?;
     let checkout = crate::workspace_root();
     eprintln!("==> cloning {} (HEAD) into the root", checkout.display());
-    sh(&format!("git clone --quiet --no-hardlinks {} {}/home/ballot/ballot", checkout.display(), root.display()))?;
-    sh(&format!("chown -R 1000:1000 {}/home/ballot", root.display()))?;
+    // Root's, readable by the user (whose run writes only to its home).
+    sh(&format!("git clone --quiet --no-hardlinks {} {}{CHECKOUT}", checkout.display(), root.display()))?;
 
     let mut report = Vec::new();
     // 1. Not root: must stop at once, naming the install command.
     let started = Instant::now();
     // (Its own build directory, so that root's run starts from an empty one.)
-    let out = in_root(&root, false, "cd ~/ballot && CARGO_TARGET_DIR=~/target cargo xtask test")?;
+    let out = in_root(&root, false, &format!("cd {CHECKOUT} && CARGO_TARGET_DIR=~/target cargo xtask test"))?;
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     ensure!(!out.status.success(), "`cargo xtask test` passed without libclang as a user:\n{text}");
     ensure!(
@@ -82,7 +91,7 @@ pub fn fresh(opts: &Options) -> Result<()> {
         let started = Instant::now();
         let log = Path::new(BASE).join(format!("{step}.log"));
         eprintln!("==> cargo xtask {step} as root in the fresh root (output in {})", log.display());
-        let out = in_root(&root, true, &format!("cd ~/ballot && cargo xtask {step}"))?;
+        let out = in_root(&root, true, &format!("cd {CHECKOUT} && cargo xtask {step}"))?;
         std::fs::write(&log, [out.stdout.as_slice(), out.stderr.as_slice()].concat())?;
         let elapsed = started.elapsed();
         if !out.status.success() {

@@ -164,7 +164,7 @@ impl<S: StateMachine> Client<S> {
     pub async fn call(&self, request: S::Request) -> Result<S::Response, Error> {
         let route = S::route(&request);
         let session = lock(&self.inner.sessions).take(random_u64);
-        let frame = self.encode(&ClientRequest::Call { session: Some(session), request })?;
+        let frame = self.encode_call(Some(session), request)?;
         let mut call = self.start(route == Route::Write, None);
         if route == Route::Read(Consistency::Serializable) {
             call = call.served_by_any_node();
@@ -185,7 +185,7 @@ impl<S: StateMachine> Client<S> {
     /// As [`call`](Self::call).
     pub async fn call_at(&self, endpoint: &str, request: S::Request) -> Result<S::Response, Error> {
         let addr = resolve(endpoint).await?;
-        let frame = self.encode(&ClientRequest::Call { session: None, request })?;
+        let frame = self.encode_call(None, request)?;
         match self.run(self.start(false, Some(addr)), &frame).await? {
             ClientReply::Response(r) => Ok(r),
             other => Err(Error::Unexpected(format!("{other:?}"))),
@@ -375,6 +375,17 @@ impl<S: StateMachine> Client<S> {
         };
         call.on_answer(self.now(), &mut lock(&self.inner.endpoints), to, answer);
         Ok(reply.map_or(Attempt::NotYet, Attempt::Answered))
+    }
+
+    /// A call's frame: the command (request and session) is encoded once, here, and
+    /// travels unchanged into the log.
+    fn encode_call(
+        &self,
+        session: Option<ballot_core::service::Session>,
+        request: S::Request,
+    ) -> Result<bytes::Bytes, Error> {
+        let command = self.inner.codec.encode(&ballot_core::service::Command { session, request })?;
+        self.encode(&ClientRequest::<S::Request>::Call { command })
     }
 
     fn encode(&self, body: &ClientRequest<S::Request>) -> Result<bytes::Bytes, Error> {

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use ballot_core::service::{Header, Rejection, Route, StateMachine};
+use ballot_core::service::{Header, Rejection, RestoreError, Route, StateMachine};
 use ballot_kv::{KeyValue, KvStore};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -356,8 +356,8 @@ impl StateMachine for ConfigService {
         self.to_snapshot()
     }
 
-    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
-        *self = ConfigService::from_snapshot(data, self.history_limit()).map_err(|e| e.to_string())?;
+    fn restore(&mut self, data: &[u8]) -> Result<(), RestoreError> {
+        *self = ConfigService::from_snapshot(data, self.history_limit()).map_err(|e| RestoreError(e.to_string()))?;
         Ok(())
     }
 }

@@ -21,9 +21,9 @@
 //! # Ok::<(), ballot_core::StorageError>(())
 //! ```
 
-mod group_commit;
 mod id;
 mod membership;
+mod outbox;
 mod protocol;
 mod rng;
 pub mod service;
@@ -34,11 +34,12 @@ mod transport;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use group_commit::{Ack, GroupCommit, GroupCommitOptions};
 pub use id::{NodeId, ParseNodeIdError, PersistId, ProposalId, ReadId};
-pub use membership::Membership;
+pub use membership::{Membership, Quorum};
+pub use outbox::{Outbox, Queue};
 pub use protocol::{
-    Apply, Event, LogEntry, Output, Payload, Persist, ProposeError, Protocol, Role, Snapshot, SnapshotMeta, Status,
+    Apply, ClientRule, Event, LogEntry, Output, Payload, Persist, ProposeError, Protocol, Role, Snapshot, SnapshotMeta,
+    Status,
 };
 pub use rng::SeededRng;
 pub use storage::{LogStore, MemStore, Recovered, StorageError, apply_persist};

@@ -7,6 +7,35 @@ use serde::{Deserialize, Serialize};
 
 use crate::NodeId;
 
+/// How many voters of a set of `n` make a quorum; the protocol chooses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Quorum {
+    /// More than half: any two quorums share a voter (crash faults: Raft, Paxos).
+    #[default]
+    Majority,
+    /// `n - f` of `n = 3f + 1` (2f+1 when `n` is exactly 3f+1): any two quorums share
+    /// f+1 voters, so at least one correct one, with up to `f` arbitrary faults (PBFT).
+    Byzantine,
+}
+
+impl Quorum {
+    /// The fewest voters of a set of `n` that form a quorum (0 for an empty set).
+    #[must_use]
+    pub const fn size(self, n: usize) -> usize {
+        match self {
+            Quorum::Majority if n == 0 => 0,
+            Quorum::Majority => n / 2 + 1,
+            Quorum::Byzantine => n - Self::faults(n),
+        }
+    }
+
+    /// How many arbitrary faults a Byzantine set of `n` tolerates: `(n - 1) / 3`.
+    #[must_use]
+    pub const fn faults(n: usize) -> usize {
+        n.saturating_sub(1) / 3
+    }
+}
+
 /// Who takes part in consensus.
 ///
 /// `voters` decide; `learners` receive the log but neither vote nor count toward a
@@ -61,22 +90,37 @@ impl Membership {
 
     /// Whether the nodes for which `has` is true form a quorum: a majority of `voters`
     /// and, during a joint change, also a majority of `outgoing`.
-    pub fn is_quorum(&self, mut has: impl FnMut(NodeId) -> bool) -> bool {
-        let majority = |set: &BTreeSet<NodeId>, has: &mut dyn FnMut(NodeId) -> bool| {
-            set.is_empty() || set.iter().filter(|&&n| has(n)).count() * 2 > set.len()
-        };
-        !self.voters.is_empty() && majority(&self.voters, &mut has) && majority(&self.outgoing, &mut has)
+    pub fn is_quorum(&self, has: impl FnMut(NodeId) -> bool) -> bool {
+        self.is_quorum_of(Quorum::Majority, has)
     }
 
-    /// The greatest value `v` such that a quorum of voters has a value `>= v`, given
+    /// Whether the nodes for which `has` is true form a `quorum` of `voters` and, during
+    /// a joint change, also of `outgoing`.
+    pub fn is_quorum_of(&self, quorum: Quorum, mut has: impl FnMut(NodeId) -> bool) -> bool {
+        let enough = |set: &BTreeSet<NodeId>, has: &mut dyn FnMut(NodeId) -> bool| {
+            set.is_empty() || set.iter().filter(|&&n| has(n)).count() >= quorum.size(set.len())
+        };
+        !self.voters.is_empty() && enough(&self.voters, &mut has) && enough(&self.outgoing, &mut has)
+    }
+
+    /// The greatest value `v` such that a majority of voters has a value `>= v`, given
     /// each voter's value by `value_of`. This is how a leader finds the commit index from
     /// its followers' match indexes. Returns 0 when there are no voters.
-    pub fn quorum_min(&self, mut value_of: impl FnMut(NodeId) -> u64) -> u64 {
+    pub fn quorum_min(&self, value_of: impl FnMut(NodeId) -> u64) -> u64 {
+        self.quorum_min_of(Quorum::Majority, value_of)
+    }
+
+    /// [`quorum_min`](Self::quorum_min) for any [`Quorum`].
+    pub fn quorum_min_of(&self, quorum: Quorum, mut value_of: impl FnMut(NodeId) -> u64) -> u64 {
         if self.voters.is_empty() {
             return 0;
         }
-        let incoming = majority_value(&self.voters, &mut value_of);
-        if self.outgoing.is_empty() { incoming } else { incoming.min(majority_value(&self.outgoing, &mut value_of)) }
+        let incoming = quorum_value(quorum, &self.voters, &mut value_of);
+        if self.outgoing.is_empty() {
+            incoming
+        } else {
+            incoming.min(quorum_value(quorum, &self.outgoing, &mut value_of))
+        }
     }
 }
 
@@ -84,11 +128,12 @@ impl Membership {
 /// call [`Membership::quorum_min`] on every acknowledgement).
 const STACK_VOTERS: usize = 16;
 
-/// The greatest value a majority of `set` has reached: the `len / 2`-th largest. `set`
+/// The greatest value a `quorum` of `set` has reached: the `size`-th largest. `set`
 /// must not be empty.
-fn majority_value(set: &BTreeSet<NodeId>, value_of: &mut impl FnMut(NodeId) -> u64) -> u64 {
+fn quorum_value(quorum: Quorum, set: &BTreeSet<NodeId>, value_of: &mut impl FnMut(NodeId) -> u64) -> u64 {
     let n = set.len();
-    // Descending order: the value at `n / 2` is held by `n / 2 + 1` voters, a majority.
+    // Descending order: the value at `k - 1` is held by `k` voters, a quorum.
+    let k = quorum.size(n) - 1;
     if n <= STACK_VOTERS {
         // Insertion sort: a handful of values, no allocation.
         let mut sorted = [0u64; STACK_VOTERS];
@@ -101,10 +146,10 @@ fn majority_value(set: &BTreeSet<NodeId>, value_of: &mut impl FnMut(NodeId) -> u
             }
             sorted[i] = v;
         }
-        sorted[n / 2]
+        sorted[k]
     } else {
         let mut values: Vec<u64> = set.iter().map(|&id| value_of(id)).collect();
-        *values.select_nth_unstable_by(n / 2, |a, b| b.cmp(a)).1
+        *values.select_nth_unstable_by(k, |a, b| b.cmp(a)).1
     }
 }
 
@@ -128,6 +173,19 @@ mod tests {
 
     fn ids(v: &[u64]) -> BTreeSet<NodeId> {
         v.iter().map(|&n| NodeId(n)).collect()
+    }
+
+    #[test]
+    fn byzantine_quorums_are_2f_plus_1_of_3f_plus_1() {
+        for (n, f, size) in [(1, 0, 1), (4, 1, 3), (5, 1, 4), (7, 2, 5), (10, 3, 7)] {
+            assert_eq!((Quorum::faults(n), Quorum::Byzantine.size(n)), (f, size), "n = {n}");
+        }
+        let m = Membership::new([1, 2, 3, 4].map(NodeId));
+        assert!(m.is_quorum_of(Quorum::Byzantine, |n| n.0 <= 3));
+        assert!(!m.is_quorum_of(Quorum::Byzantine, |n| n.0 <= 2), "two of four is a majority, not 2f+1");
+        assert!(!m.is_quorum(|n| n.0 <= 2));
+        assert_eq!(m.quorum_min_of(Quorum::Byzantine, |n| [0, 9, 8, 7, 1][n.0 as usize]), 7);
+        assert_eq!(m.quorum_min(|n| [0, 9, 8, 7, 1][n.0 as usize]), 7);
     }
 
     #[test]

@@ -100,6 +100,19 @@ pub trait Protocol {
     /// have fallen behind the compacted log.
     fn compact(&mut self, now: Instant, index: u64, data: Bytes);
 
+    /// The service's state after applying everything up to `index` has digest `digest`:
+    /// the host's answer to [`Apply::Checkpoint`]. Protocols that never ask (Raft,
+    /// Multi-Paxos) ignore it.
+    fn checkpoint(&mut self, now: Instant, index: u64, digest: [u8; 32]) {
+        let _ = (now, index, digest);
+    }
+
+    /// What a client needs before it accepts an answer from this cluster.
+    #[must_use]
+    fn client_rule(&self) -> ClientRule {
+        ClientRule::Leader
+    }
+
     /// The next output, or `None` when there is nothing to do until the next input.
     #[must_use]
     fn poll_output(&mut self) -> Option<Output<Self::Message, Self::Entry, Self::HardState>>;
@@ -107,6 +120,25 @@ pub trait Protocol {
     /// A snapshot of this replica's view, for status pages, metrics and tests.
     #[must_use]
     fn status(&self) -> Status;
+}
+
+/// What a client needs before it accepts an answer: declared by the protocol, honoured
+/// by `ballot-client`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ClientRule {
+    /// The answer of the node it asked (the leader, or one it was redirected to): crash
+    /// faults only, a node's answer is the cluster's.
+    #[default]
+    Leader,
+    /// Matching answers from distinct replicas: `writes` of them for a write (f+1 of
+    /// 3f+1: at least one is correct), `reads` for a read served without ordering it
+    /// (2f+1).
+    Matching {
+        /// Matching replies a write needs.
+        writes: usize,
+        /// Matching replies a read needs.
+        reads: usize,
+    },
 }
 
 /// What a protocol asks its caller to do.
@@ -231,6 +263,12 @@ pub enum Apply {
     /// by snapshot, or a restart from one). Boxed, so that the frequent variants (and
     /// the [`Output`]s carrying them) stay small.
     Restore(Box<Snapshot>),
+    /// Everything up to `index` is applied: answer with the digest of the service state
+    /// through [`Protocol::checkpoint`] (PBFT's checkpoints).
+    Checkpoint {
+        /// The index the digest is taken at.
+        index: u64,
+    },
 }
 
 impl Apply {
@@ -238,7 +276,7 @@ impl Apply {
     #[must_use]
     pub fn index(&self) -> u64 {
         match self {
-            Apply::Command { index, .. } | Apply::Internal { index } => *index,
+            Apply::Command { index, .. } | Apply::Internal { index } | Apply::Checkpoint { index } => *index,
             Apply::Restore(s) => s.meta.index,
         }
     }
@@ -266,9 +304,11 @@ pub enum Event {
 pub enum Role {
     /// Follows a leader (Raft follower, Paxos acceptor, PBFT backup).
     Follower,
-    /// Raft pre-candidate: probing whether it could win before disturbing anyone.
+    /// Probing whether it could win an election before disturbing anyone (Raft's
+    /// PreVote, Multi-Paxos's probe).
     PreCandidate,
-    /// Running for leadership (Raft candidate, Paxos proposer in phase 1).
+    /// Running for leadership (Raft candidate, Paxos proposer in phase 1, a PBFT
+    /// replica in a view change).
     Candidate,
     /// Orders commands (Raft leader, Multi-Paxos distinguished proposer, PBFT primary).
     Leader,
@@ -334,9 +374,10 @@ pub enum ProposeError {
     /// Leadership was lost before the request completed; it may or may not take effect.
     #[error("leadership lost before the request completed; outcome unknown, retry")]
     LeadershipLost,
-    /// A leadership transfer is in progress; retry shortly.
-    #[error("leadership transfer in progress, retry shortly")]
-    Transferring,
+    /// The replica cannot order commands for a while (a leadership transfer, a view
+    /// change); retry shortly, here or elsewhere.
+    #[error("unavailable: {0}; retry shortly")]
+    Unavailable(String),
     /// The replica is shutting down or was removed from the cluster.
     #[error("replica is stopped")]
     Stopped,

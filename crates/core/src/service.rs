@@ -152,9 +152,15 @@ pub trait StateMachine: Send + 'static {
     /// Replaces the whole state with a snapshot.
     ///
     /// # Errors
-    /// A description of why the snapshot cannot be decoded.
-    fn restore(&mut self, data: &[u8]) -> Result<(), String>;
+    /// [`RestoreError`] saying why the snapshot cannot be decoded; the state is then
+    /// unchanged.
+    fn restore(&mut self, data: &[u8]) -> Result<(), RestoreError>;
 }
+
+/// A snapshot a service cannot restore from.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cannot restore the service from a snapshot: {0}")]
+pub struct RestoreError(pub String);
 
 /// A client session: a client id chosen at random by the client and a sequence number
 /// that increases by one per distinct write. A retried write reuses its sequence number.

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use ballot_core::Instant;
-use ballot_core::service::{Consistency, Header, Rejection, Route, StateMachine};
+use ballot_core::service::{Consistency, Header, Rejection, RestoreError, Route, StateMachine};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -483,8 +483,8 @@ impl StateMachine for ElectionService {
         self.to_snapshot()
     }
 
-    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
-        *self = ElectionService::from_snapshot(data).map_err(|e| e.to_string())?;
+    fn restore(&mut self, data: &[u8]) -> Result<(), RestoreError> {
+        *self = ElectionService::from_snapshot(data).map_err(|e| RestoreError(e.to_string()))?;
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! [`KvStore`] as a replicated service: routing, validation, apply and query.
 
-use ballot_core::service::{Header, Rejection, Route, StateMachine};
+use ballot_core::service::{Header, Rejection, RestoreError, Route, StateMachine};
 use bytes::Bytes;
 
 use crate::{Compare, KvEvent, KvRequest, KvResponse, KvStore, MAX_KEY_SIZE, MAX_RANGE_LIMIT, MAX_VALUE_SIZE};
@@ -157,8 +157,8 @@ impl StateMachine for KvStore {
         self.to_snapshot()
     }
 
-    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
-        *self = KvStore::from_snapshot(data).map_err(|e| e.to_string())?;
+    fn restore(&mut self, data: &[u8]) -> Result<(), RestoreError> {
+        *self = KvStore::from_snapshot(data).map_err(|e| RestoreError(e.to_string()))?;
         Ok(())
     }
 }

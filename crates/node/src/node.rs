@@ -1,11 +1,12 @@
 //! The public face of a running replica: start it, talk to it, stop it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use ballot_core::service::{Session, StateMachine};
+use ballot_core::service::{Command, Session, StateMachine};
 use ballot_core::{LogStore, NodeId, Protocol, Transport};
+use ballot_replica::{Replica, ReplicaConfig};
 use ballot_wire::{ClientError, Codec};
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -18,11 +19,12 @@ use crate::status::NodeStatus;
 pub struct NodeHandle<S: StateMachine> {
     calls: mpsc::Sender<Call<S>>,
     status: watch::Receiver<NodeStatus>,
+    codec: Codec,
 }
 
 impl<S: StateMachine> Clone for NodeHandle<S> {
     fn clone(&self) -> Self {
-        NodeHandle { calls: self.calls.clone(), status: self.status.clone() }
+        NodeHandle { calls: self.calls.clone(), status: self.status.clone(), codec: self.codec }
     }
 }
 
@@ -44,8 +46,19 @@ impl<S: StateMachine> NodeHandle<S> {
     /// # Errors
     /// [`ClientError`]: not the leader (for writes), busy, timed out, rejected, …
     pub async fn request(&self, session: Option<Session>, request: S::Request) -> Result<S::Response, ClientError> {
+        let command = self.codec.encode(&Command { session, request })?;
+        self.request_command(command).await
+    }
+
+    /// Runs one request as the client encoded it (a [`Command`] of the service's
+    /// request); a write is ordered as these very bytes.
+    ///
+    /// # Errors
+    /// As [`request`](Self::request), and [`ClientError::InvalidRequest`] for bytes that
+    /// are not a command of this service.
+    pub async fn request_command(&self, command: Bytes) -> Result<S::Response, ClientError> {
         let (reply, rx) = oneshot::channel();
-        self.submit(Call::Request { session, request, reply })?;
+        self.submit(Call::Command { command, reply })?;
         rx.await.unwrap_or_else(|_| Err(stopped()))
     }
 
@@ -94,8 +107,11 @@ impl<S: StateMachine> NodeHandle<S> {
 
 /// Everything needed to start a replica.
 pub struct NodeParts<P: Protocol, S: StateMachine, L> {
-    /// Driver tuning.
+    /// Shell tuning.
     pub config: DriverConfig,
+    /// The replica's settings: timeouts, snapshots, sessions, the members' client
+    /// addresses.
+    pub replica: ReplicaConfig,
     /// The consensus replica, already restored from `store`'s recovered state.
     pub protocol: P,
     /// The service, empty: the protocol replays snapshot and log into it.
@@ -104,8 +120,6 @@ pub struct NodeParts<P: Protocol, S: StateMachine, L> {
     pub transport: Arc<dyn Transport>,
     /// The durable store the protocol was recovered from.
     pub store: L,
-    /// Client-facing addresses of the members, for "not leader, try X" answers.
-    pub client_addrs: HashMap<NodeId, String>,
     /// A name for status pages ("raft", "multipaxos").
     pub consensus: String,
     /// The codec for peer messages and commands (its limit is the largest message).
@@ -120,7 +134,7 @@ pub struct Node<S: StateMachine> {
 }
 
 fn joined(r: Result<Result<(), DriverError>, tokio::task::JoinError>) -> Result<(), DriverError> {
-    r.unwrap_or_else(|e| Err(DriverError::Storage(format!("driver task failed: {e}"))))
+    r.unwrap_or_else(|e| Err(DriverError::Panicked(e.to_string())))
 }
 
 impl<S: StateMachine> Node<S> {
@@ -136,8 +150,8 @@ impl<S: StateMachine> Node<S> {
         let (acks_tx, acks) = mpsc::unbounded_channel();
         // A deep queue: the driver blocks on a full one (backpressure), which at this
         // depth means the disk is far behind.
-        let options = ballot_core::GroupCommitOptions::new().queue_capacity(1 << 16).max_group(4096);
-        let storage = ballot_core::GroupCommit::spawn_with(parts.store, options, move |ack| {
+        let options = ballot_storage::GroupCommitOptions::new().queue_capacity(1 << 16).max_group(4096);
+        let storage = ballot_storage::GroupCommit::spawn_with(parts.store, options, move |ack| {
             let _ = acks_tx.send(ack);
         })
         .map_err(|e| DriverError::Storage(e.to_string()))?;
@@ -152,19 +166,17 @@ impl<S: StateMachine> Node<S> {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let driver = Driver::new(DriverParts {
             cfg: parts.config,
-            protocol: parts.protocol,
-            service: parts.service,
+            replica: Replica::new(parts.protocol, parts.service, parts.replica),
             transport: parts.transport,
             storage,
             acks,
             calls,
             origin: std::time::Instant::now(),
-            client_addrs: Arc::new(parts.client_addrs),
             status: status_tx,
             codec: parts.codec,
         });
         let task = tokio::spawn(driver.run(shutdown_rx));
-        Ok(Node { handle: NodeHandle { calls: calls_tx, status }, shutdown, task: Some(task) })
+        Ok(Node { handle: NodeHandle { calls: calls_tx, status, codec: parts.codec }, shutdown, task: Some(task) })
     }
 
     /// A handle for requests and status.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ballot_core::service::{Consistency, Session};
 use ballot_core::{MemNetwork, MemStore, Membership, NodeId, Protocol, Recovered, SeededRng, Transport};
 use ballot_kv::{KvRequest, KvResponse, KvStore};
-use ballot_node::{DriverConfig, Node, NodeHandle, NodeParts};
+use ballot_node::{DriverConfig, Node, NodeHandle, NodeParts, ReplicaConfig};
 use ballot_wire::{ClientError, Codec};
 use bytes::Bytes;
 
@@ -37,15 +37,19 @@ fn parts<P: Protocol>(
     net: &MemNetwork,
 ) -> NodeParts<P, KvStore, impl ballot_core::LogStore<P::Entry, P::HardState> + 'static> {
     let transport: Arc<dyn Transport> = Arc::new(net.join(id));
-    let config =
-        DriverConfig { request_timeout: Duration::from_secs(3), snapshot_every: 50, ..DriverConfig::default() };
+    let replica = ReplicaConfig {
+        request_timeout: Duration::from_secs(3),
+        snapshot_every: 50,
+        client_addrs: ids().into_iter().map(|i| (i, format!("node-{}", i.get()))).collect(),
+        ..ReplicaConfig::default()
+    };
     NodeParts {
-        config,
+        config: DriverConfig::default(),
+        replica,
         protocol,
         service: KvStore::new(),
         transport,
         store,
-        client_addrs: ids().into_iter().map(|i| (i, format!("node-{}", i.get()))).collect(),
         consensus: "test".into(),
         codec: Codec::default(),
     }

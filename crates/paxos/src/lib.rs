@@ -128,7 +128,7 @@
 
 mod error;
 mod multi;
-mod outbox;
+
 mod synod;
 mod types;
 

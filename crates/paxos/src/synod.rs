@@ -27,8 +27,8 @@ use ballot_core::{
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::outbox::Outbox;
 use crate::{Ballot, Entry, HardState, PaxosError, Value};
+use ballot_core::Outbox;
 
 /// The slot a Synod instance decides (its only log index).
 pub const SYNOD_SLOT: u64 = 1;
@@ -640,7 +640,7 @@ impl Protocol for Synod {
     }
 
     fn persisted(&mut self, now: Instant, id: PersistId) {
-        self.out.persisted(id);
+        let _ = self.out.persisted(id);
         self.drain_local(now);
     }
 

@@ -31,7 +31,7 @@ impl Raft {
         self.vote = Some(self.cfg.id);
         self.save_hard_state();
         // Our own vote counts only once the batch recording it is durable.
-        self.self_vote = Some(self.batch().id);
+        self.self_vote = Some(self.out.batch_id());
         self.set_role(Role::Candidate);
         self.set_leader(None);
         self.votes.clear();
@@ -134,6 +134,6 @@ impl Raft {
     }
 
     pub(crate) fn is_durable(&self, id: PersistId) -> bool {
-        id.0 <= self.persisted_pid
+        id <= self.out.durable()
     }
 }

@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use ballot_core::{
-    Apply, Event, Instant, Membership, NodeId, Output, Persist, PersistId, ProposalId, ProposeError, Protocol, ReadId,
-    Recovered, Role, SeededRng, Snapshot, SnapshotMeta, Status,
+    Apply, Event, Instant, Membership, NodeId, Outbox, Output, Persist, PersistId, ProposalId, ProposeError, Protocol,
+    ReadId, Recovered, Role, SeededRng, Snapshot, SnapshotMeta, Status,
 };
 use bytes::Bytes;
 
@@ -161,21 +161,13 @@ pub struct Raft {
     pub(crate) incoming: Option<IncomingSnapshot>,
     /// An installed snapshot handed to the service once its batch is durable.
     pub(crate) pending_restore: Option<(PersistId, Snapshot)>,
-    pub(crate) out: VecDeque<Out>,
-    /// Messages waiting for a batch to become durable.
-    held: VecDeque<(PersistId, NodeId, Message)>,
-    /// The batch being filled; sealed into `out` by `poll_output`.
-    open: Option<Persist<Entry, HardState>>,
-    last_pid: u64,
-    sealed_pid: u64,
-    pub(crate) persisted_pid: u64,
+    /// Outputs, the batch being filled (emitted by `poll_output`), and messages held
+    /// until the writes before them are durable.
+    pub(crate) out: Outbox<Message, Entry, HardState>,
     /// The hard state last put into a batch.
     saved_hs: HardState,
     /// The leader has something to replicate (new entries, commit, acks freeing windows).
     pub(crate) need_broadcast: bool,
-    /// Entries in the last sealed batch that had any: the room a new batch's `entries`
-    /// starts with when the leader appends to it one entry at a time.
-    entries_hint: usize,
 }
 
 impl std::fmt::Debug for Raft {
@@ -286,21 +278,15 @@ impl Raft {
             snapshot: None,
             incoming: None,
             pending_restore: None,
-            out: VecDeque::new(),
-            held: VecDeque::new(),
-            open: None,
-            last_pid: 0,
-            sealed_pid: 0,
-            persisted_pid: 0,
+            out: Outbox::new(config.id),
             saved_hs: hs,
             need_broadcast: false,
-            entries_hint: 0,
             cfg: config,
         };
         raft.role = raft.follower_role();
         raft.reset_election_deadline(now);
         if let Some(s) = snapshot {
-            raft.out.push_back(Output::Apply(Apply::Restore(Box::new(s.clone()))));
+            raft.out.push(Output::Apply(Apply::Restore(Box::new(s.clone()))));
             raft.snapshot = Some(s);
         }
         raft.apply_ready();
@@ -470,64 +456,49 @@ impl Raft {
 
     // ----- output plumbing -----
 
-    /// The batch being filled, opened with the next id if none is.
+    /// The batch being filled (it is emitted by `poll_output`).
     pub(crate) fn batch(&mut self) -> &mut Persist<Entry, HardState> {
-        let last = &mut self.last_pid;
-        self.open.get_or_insert_with(|| {
-            *last += 1;
-            Persist::new(PersistId(*last))
-        })
+        self.out.batch()
     }
 
-    /// The hard state changed in a way messages depend on (term, vote): make sure a batch
-    /// carries it.
+    /// The hard state changed in a way messages depend on (term, vote): the batch being
+    /// filled carries it, so messages sent durably after this wait for it.
     pub(crate) fn save_hard_state(&mut self) {
-        self.batch();
+        let hs = self.hard_state();
+        self.out.batch().hard_state = Some(hs);
+        self.saved_hs = hs;
     }
 
+    /// Emits the batch being filled, with the latest hard state (a commit index that
+    /// moved rides along with writes, never costs a write of its own).
     fn seal(&mut self) {
-        if let Some(mut b) = self.open.take() {
-            let hs = self.hard_state();
-            if hs != self.saved_hs {
-                b.hard_state = Some(hs);
-                self.saved_hs = hs;
-            }
-            self.sealed_pid = b.id.0;
-            if !b.entries.is_empty() {
-                self.entries_hint = b.entries.len();
-            }
-            self.out.push_back(Output::Persist(b));
+        let hs = self.hard_state();
+        if hs != self.saved_hs && !self.out.batch().is_empty() {
+            self.out.batch().hard_state = Some(hs);
+            self.saved_hs = hs;
         }
+        self.out.flush_persist();
     }
 
     pub(crate) fn send(&mut self, to: NodeId, message: Message) {
-        self.out.push_back(Output::Send { to, message });
+        self.out.send(to, message);
     }
 
-    /// Sends `message` once every batch emitted so far is durable.
+    /// Sends `message` once every write made so far is durable.
     pub(crate) fn send_durable(&mut self, to: NodeId, message: Message) {
-        if self.last_pid <= self.persisted_pid {
-            self.send(to, message);
-        } else {
-            self.held.push_back((PersistId(self.last_pid), to, message));
-        }
+        self.out.send_durable(to, message);
     }
 
     pub(crate) fn event(&mut self, event: Event) {
-        self.out.push_back(Output::Event(event));
+        self.out.push(Output::Event(event));
     }
 
     /// Appends one entry of this leader's term.
     pub(crate) fn append_local(&mut self, payload: EntryPayload) {
         let entry = Entry { index: self.log.last_index() + 1, term: self.term, payload };
         let is_config = self.log.append(entry.clone());
-        let hint = self.entries_hint.max(1);
-        let b = self.batch();
-        if b.entries.capacity() == 0 {
-            b.entries.reserve(hint);
-        }
-        b.entries.push(entry);
-        let id = b.id;
+        self.out.push_entry(entry);
+        let id = self.out.batch_id();
         self.log.record_write(id);
         if is_config {
             self.on_membership_changed();
@@ -539,14 +510,12 @@ impl Raft {
         if entries.is_empty() {
             return;
         }
-        let id = self.batch().id;
+        let id = self.out.batch_id();
         let mut config = false;
-        if let Some(b) = self.open.as_mut() {
-            b.entries.reserve(entries.len());
-            for e in entries {
-                config |= self.log.append(e.clone());
-                b.entries.push(e);
-            }
+        let batch = self.out.entries_for(entries.len());
+        for e in entries {
+            config |= self.log.append(e.clone());
+            batch.push(e);
         }
         self.log.record_write(id);
         if config {
@@ -574,7 +543,7 @@ impl Raft {
                 && e.term > self.incarnation_term
                 && e.index > self.applied
             {
-                self.out.push_back(Output::ProposalFailed { id, error: ProposeError::LeadershipLost });
+                self.out.push(Output::ProposalFailed { id, error: ProposeError::LeadershipLost });
             }
         }
     }
@@ -598,7 +567,7 @@ impl Raft {
                 },
                 EntryPayload::Noop | EntryPayload::Membership(_) => Apply::Internal { index },
             };
-            self.out.push_back(Output::Apply(item));
+            self.out.push(Output::Apply(item));
             self.applied = index;
         }
     }
@@ -792,7 +761,7 @@ impl Raft {
             return Err(ProposeError::NotLeader { leader: self.leader });
         }
         if self.transfer.is_some() {
-            return Err(ProposeError::Transferring);
+            return Err(ProposeError::Unavailable(crate::reconfig::TRANSFERRING.into()));
         }
         if command.len() > self.cfg.max_command_size {
             return Err(ProposeError::TooLarge { size: command.len(), max: self.cfg.max_command_size });
@@ -806,22 +775,14 @@ impl Raft {
     }
 
     fn on_persisted(&mut self, now: Instant, id: PersistId) {
-        let id = id.0.min(self.sealed_pid);
-        if id <= self.persisted_pid {
-            return;
-        }
-        self.persisted_pid = id;
-        self.log.acknowledge(PersistId(id));
-        if self.pending_restore.as_ref().is_some_and(|(pid, _)| pid.0 <= id)
+        // Releases the messages that waited for these writes.
+        let Some(id) = self.out.persisted(id) else { return };
+        self.log.acknowledge(id);
+        if self.pending_restore.as_ref().is_some_and(|(pid, _)| *pid <= id)
             && let Some((_, snapshot)) = self.pending_restore.take()
         {
             self.applied = snapshot.meta.index;
-            self.out.push_back(Output::Apply(Apply::Restore(Box::new(snapshot))));
-        }
-        while self.held.front().is_some_and(|(pid, ..)| pid.0 <= id) {
-            if let Some((_, to, message)) = self.held.pop_front() {
-                self.send(to, message);
-            }
+            self.out.push(Output::Apply(Apply::Restore(Box::new(snapshot))));
         }
         match self.role {
             Role::Candidate => self.tally(now),
@@ -918,7 +879,7 @@ impl Protocol for Raft {
 
     fn poll_output(&mut self) -> Option<Out> {
         self.flush();
-        self.out.pop_front()
+        self.out.pop()
     }
 
     fn status(&self) -> Status {

@@ -101,7 +101,7 @@ impl Raft {
     pub(crate) fn on_read_index_response(&mut self, request: u64, result: Result<u64, ProposeError>) {
         let Some(pos) = self.reads.forwarded.iter().position(|f| f.request == request) else { return };
         let Some(f) = self.reads.forwarded.remove(pos) else { return };
-        self.out.push_back(match result {
+        self.out.push(match result {
             Ok(index) => Output::ReadReady { id: f.id, index },
             Err(error) => Output::ReadFailed { id: f.id, error },
         });
@@ -109,7 +109,7 @@ impl Raft {
 
     fn complete_read(&mut self, target: ReadTarget, index: u64) {
         match target {
-            ReadTarget::Local(id) => self.out.push_back(Output::ReadReady { id, index }),
+            ReadTarget::Local(id) => self.out.push(Output::ReadReady { id, index }),
             ReadTarget::Remote { from, request } => {
                 let term = self.term;
                 self.send(from, Message::ReadIndexResponse { term, request, result: Ok(index) });
@@ -119,7 +119,7 @@ impl Raft {
 
     fn fail_read(&mut self, target: ReadTarget, error: ProposeError) {
         match target {
-            ReadTarget::Local(id) => self.out.push_back(Output::ReadFailed { id, error }),
+            ReadTarget::Local(id) => self.out.push(Output::ReadFailed { id, error }),
             ReadTarget::Remote { from, request } => {
                 let term = self.term;
                 self.send(from, Message::ReadIndexResponse { term, request, result: Err(error) });
@@ -209,7 +209,7 @@ impl Raft {
     /// The leader changed: reads forwarded to the old one fail (the client retries).
     pub(crate) fn fail_forwarded_reads(&mut self) {
         while let Some(f) = self.reads.forwarded.pop_front() {
-            self.out.push_back(Output::ReadFailed { id: f.id, error: ProposeError::LeadershipLost });
+            self.out.push(Output::ReadFailed { id: f.id, error: ProposeError::LeadershipLost });
         }
     }
 
@@ -225,7 +225,7 @@ impl Raft {
         }
         while self.reads.forwarded.front().is_some_and(|f| f.deadline <= now) {
             if let Some(f) = self.reads.forwarded.pop_front() {
-                self.out.push_back(Output::ReadFailed { id: f.id, error: ProposeError::LeadershipLost });
+                self.out.push(Output::ReadFailed { id: f.id, error: ProposeError::LeadershipLost });
             }
         }
     }

@@ -5,6 +5,9 @@ use ballot_core::{Event, Instant, Membership, NodeId, ProposeError, Role};
 use crate::progress::Progress;
 use crate::{EntryPayload, MembershipChange, Message, Raft, RaftError, Transfer};
 
+/// Why proposals are refused while leadership moves.
+pub(crate) const TRANSFERRING: &str = "leadership transfer in progress";
+
 impl Raft {
     /// Starts a membership change on the leader.
     ///
@@ -18,7 +21,7 @@ impl Raft {
     ///
     /// # Errors
     /// [`RaftError::Rejected`] with [`ProposeError::NotLeader`] off the leader,
-    /// [`ProposeError::Transferring`] during a leadership transfer, and
+    /// [`ProposeError::Unavailable`] during a leadership transfer, and
     /// [`ProposeError::Busy`] while an earlier change is not finished (or the leader has
     /// not committed an entry of its term yet); [`RaftError::InvalidMembershipChange`]
     /// for a change that would leave no voters or names a node twice.
@@ -28,7 +31,7 @@ impl Raft {
             return Err(ProposeError::NotLeader { leader: self.leader }.into());
         }
         if self.transfer.is_some() {
-            return Err(ProposeError::Transferring.into());
+            return Err(ProposeError::Unavailable(TRANSFERRING.into()).into());
         }
         let current = self.log.membership();
         if current.is_joint() || self.log.membership_index() > self.commit || !self.committed_in_term() {
@@ -49,7 +52,7 @@ impl Raft {
     }
 
     /// Hands leadership to voter `to`: the leader stops accepting proposals
-    /// ([`ProposeError::Transferring`]), brings `to` up to date, and sends it TimeoutNow,
+    /// ([`ProposeError::Unavailable`]), brings `to` up to date, and sends it TimeoutNow,
     /// upon which `to` campaigns at once (skipping PreVote, and past other voters' leader
     /// stickiness). The transfer is abandoned after `election_timeout_min` if `to` has not
     /// taken over. Transferring to this leader itself, or again to the current target, is

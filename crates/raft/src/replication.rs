@@ -77,7 +77,7 @@ impl Raft {
             entries,
             leader_commit: commit,
         };
-        self.out.push_back(Output::Send { to, message });
+        self.out.push(Output::Send { to, message });
         !probing && last.is_some()
     }
 
@@ -367,7 +367,7 @@ impl Raft {
         }
         for p in &self.peers {
             let message = Message::Heartbeat { term, commit: commit.min(p.matched), seq };
-            self.out.push_back(Output::Send { to: p.id, message });
+            self.out.push(Output::Send { to: p.id, message });
         }
         self.advance_reads();
         self.update_lease();

@@ -54,7 +54,7 @@ impl Raft {
         };
         s.sent_at = Some(now);
         let to = p.id;
-        self.out.push_back(Output::Send { to, message });
+        self.out.push(Output::Send { to, message });
     }
 
     pub(crate) fn on_snapshot_response(&mut self, now: Instant, from: NodeId, index: u64, received: u64, done: bool) {

@@ -249,7 +249,7 @@ fn leadership_transfer_catches_the_target_up_first() {
     c.raft_mut(1).transfer_leadership(now, n(3)).unwrap();
     c.deliver();
     assert_eq!(c.count(|_, _, m| matches!(m, Message::TimeoutNow { .. })), 0, "not while the target lags");
-    assert_eq!(c.propose(1, "refused"), Err(ProposeError::Transferring));
+    assert_eq!(c.propose(1, "refused"), Err(ProposeError::Unavailable("leadership transfer in progress".into())));
     c.heal();
     c.advance(Duration::from_millis(150));
     assert_eq!(c.leader(), Some(3));
@@ -266,7 +266,7 @@ fn leadership_transfer_is_abandoned_after_an_election_timeout() {
     let now = c.now;
     c.raft_mut(1).transfer_leadership(now, n(2)).unwrap();
     assert_eq!(c.raft(1).transferring_to(), Some(n(2)));
-    assert_eq!(c.propose(1, "x"), Err(ProposeError::Transferring));
+    assert_eq!(c.propose(1, "x"), Err(ProposeError::Unavailable("leadership transfer in progress".into())));
     c.advance(Duration::from_millis(1001));
     assert_eq!(c.raft(1).transferring_to(), None);
     assert_eq!(c.leader(), Some(1));

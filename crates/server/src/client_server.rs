@@ -88,8 +88,8 @@ async fn serve_stream<S: StateMachine>(mut stream: RequestStream, node: NodeHand
         ClientRequest::Status => {
             let _ = send::<S>(&mut stream, codec, id, Ok(ClientReply::Status(node.status()))).await;
         }
-        ClientRequest::Call { session, request } => {
-            let result = node.request(session, request).await.map(ClientReply::Response);
+        ClientRequest::Call { command } => {
+            let result = node.request_command(command).await.map(ClientReply::Response);
             let _ = send::<S>(&mut stream, codec, id, result).await;
         }
         ClientRequest::Watch { request } => match node.watch(request).await {

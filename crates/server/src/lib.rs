@@ -28,7 +28,7 @@ use ballot_wire::Codec;
 use tokio::sync::watch;
 
 pub use self::config::{Consensus, Peer, ServerArgs};
-use ballot_node::{DriverConfig, Node, NodeParts};
+use ballot_node::{DriverConfig, Node, NodeParts, ReplicaConfig};
 
 /// Why a node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -284,18 +284,19 @@ where
     L: LogStore<P::Entry, P::HardState> + 'static,
 {
     let client_addrs: HashMap<NodeId, String> = args.peers.iter().map(|p| (p.id, p.addr.clone())).collect();
-    let config = DriverConfig {
+    let replica = ReplicaConfig {
         request_timeout: std::time::Duration::from_millis(args.request_timeout_ms),
         snapshot_every: args.snapshot_every,
-        ..DriverConfig::default()
+        client_addrs,
+        ..ReplicaConfig::default()
     };
     Node::start(NodeParts {
-        config,
+        config: DriverConfig::default(),
+        replica,
         protocol,
         service,
         transport: Arc::clone(transport) as Arc<dyn ballot_core::Transport>,
         store,
-        client_addrs,
         consensus: args.consensus.name().to_owned(),
         codec: Codec::default(),
     })

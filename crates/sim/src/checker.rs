@@ -176,6 +176,7 @@ impl<N> Checker<N> for Agreement {
                 Apply::Command { index, command, .. } => (Applied::Command(command.clone()), *index),
                 Apply::Internal { index } => (Applied::Internal, *index),
                 Apply::Restore(s) => (Applied::Restore, s.meta.index),
+                Apply::Checkpoint { .. } => continue,
             };
             match self.seen.get(&index) {
                 None => {
@@ -498,6 +499,7 @@ mod tests {
                         }
                     }
                     Apply::Internal { index } => self.kv[i].skip(*index),
+                    Apply::Checkpoint { .. } => {}
                     Apply::Restore(s) => self.kv[i].restore(s).map_err(|e| e.to_string())?,
                 }
                 items.push(AppliedItem { apply: a, digest: self.kv[i].digest() });

@@ -875,6 +875,7 @@ impl<A: Algorithm> Simulation<A> {
                 }
             }
             Apply::Internal { index } => n.kv.skip(*index),
+            Apply::Checkpoint { .. } => {}
             Apply::Restore(s) => {
                 if let Err(e) = n.kv.restore(s) {
                     let id = n.id;
@@ -1054,7 +1055,7 @@ impl<A: Algorithm> Simulation<A> {
                     ProposeError::NotLeader { leader: Some(l) } if self.node_index(l).is_some() => {
                         self.clients[c].guess = self.node_index(l).unwrap_or(0);
                     }
-                    ProposeError::Busy | ProposeError::Transferring => {}
+                    ProposeError::Busy | ProposeError::Unavailable(_) => {}
                     _ => self.clients[c].guess = self.random_node(),
                 }
                 let backoff = Duration::from_nanos(

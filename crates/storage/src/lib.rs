@@ -37,6 +37,7 @@
 mod codec;
 mod db;
 mod error;
+mod group_commit;
 mod keys;
 pub mod metrics;
 mod snapshot;
@@ -45,9 +46,9 @@ mod store;
 
 /// The group-commit writer, generic over any [`ballot_core::LogStore`]; with a
 /// [`RocksStore`] each group is one synced `WriteBatch`.
-pub use ballot_core::{Ack, GroupCommit, GroupCommitOptions};
 pub use db::FORMAT_VERSION;
 pub use error::{Error, Result};
+pub use group_commit::{Ack, GroupCommit, GroupCommitOptions};
 pub use snapshot::{SNAPSHOT_CHUNK_SIZE, SnapshotReader, SnapshotStore, SnapshotWriter};
 pub use state::{StateBatch, StateIter, StateStore};
 pub use store::{RocksStore, StoreOptions};

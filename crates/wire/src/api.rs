@@ -2,7 +2,7 @@
 //! (with its exactly-once session) or a node-status query, and their replies.
 
 use ballot_core::Status;
-use ballot_core::service::{Rejection, Session};
+use ballot_core::service::Rejection;
 use serde::{Deserialize, Serialize};
 
 use crate::ClientError;
@@ -11,12 +11,13 @@ use crate::ClientError;
 /// service whose requests are `R`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ClientRequest<R> {
-    /// A request of the service. Writes carry a session so that retries apply once.
+    /// A request of the service: the postcard encoding of a
+    /// [`Command`](ballot_core::service::Command) (the request, and for writes the
+    /// session that makes retries apply once). A write is ordered as these very bytes,
+    /// so that whatever the client put in them reaches every replica unchanged.
     Call {
-        /// The client session and sequence number, for writes.
-        session: Option<Session>,
-        /// The service request.
-        request: R,
+        /// The encoded command.
+        command: bytes::Bytes,
     },
     /// Open a stream of events (a watch): the server answers with any number of
     /// [`ClientReply::Event`]s on the same stream until either side closes it.

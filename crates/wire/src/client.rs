@@ -183,7 +183,7 @@ impl From<ProposeError> for ClientError {
                 ClientError::TooLarge { what: "command".to_owned(), size: size as u64, max: max as u64 }
             }
             ProposeError::LeadershipLost => ClientError::LeaderChanged,
-            ProposeError::Transferring => ClientError::Unavailable("leadership transfer in progress".to_owned()),
+            ProposeError::Unavailable(reason) => ClientError::Unavailable(reason),
             ProposeError::Stopped => ClientError::Unavailable("this node is stopped".to_owned()),
         }
     }

@@ -94,7 +94,7 @@ impl Frame {
 ///
 /// let mut out = BytesMut::new();
 /// FrameEncoder::default().encode(FrameKind::Message, &42u64, &mut out)?;
-/// assert_eq!(&out[..], &[0xBA, 0x11, 1, 2, 0, 0, 0, 1, 42]);
+/// assert_eq!(&out[..], &[0xBA, 0x11, ballot_wire::PROTOCOL_VERSION, 2, 0, 0, 0, 1, 42]);
 /// assert_eq!(out.len(), HEADER_LEN + 1);
 /// # Ok::<(), ballot_wire::WireError>(())
 /// ```

@@ -29,7 +29,7 @@
 //!   magic          |         |      at most the decoder's       postcard bytes
 //!                  |         |      max size (default 4 MiB)
 //!                  |         Hello = 1, Message = 2, Request = 3, Response = 4
-//!                  protocol version (PROTOCOL_VERSION = 1)
+//!                  protocol version (PROTOCOL_VERSION = 2)
 //! ```
 //!
 //! The header layout is the same in every version. The magic number catches peers

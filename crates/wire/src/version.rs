@@ -10,10 +10,15 @@ use serde::{Deserialize, Serialize};
 /// together. Bump it whenever a serialized type changes shape: postcard is not
 /// self-describing, so adding, removing or reordering a field or an enum variant changes
 /// the bytes.
-pub const PROTOCOL_VERSION: u8 = 1;
+///
+/// Version 2: a client call carries its command as the client encoded it
+/// ([`ClientRequest::Call`](crate::ClientRequest::Call)), so that it is ordered
+/// unchanged; Multi-Paxos and Raft messages are as in version 1, but the shared outbox
+/// and checkpoint entries changed what a node writes, so version 1 nodes are refused.
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// The oldest protocol version this build still understands.
-pub const MIN_PROTOCOL_VERSION: u8 = 1;
+pub const MIN_PROTOCOL_VERSION: u8 = 2;
 
 /// An inclusive range of protocol versions, `min..=max`. Empty when `min > max`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

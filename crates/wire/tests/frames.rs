@@ -77,7 +77,7 @@ proptest! {
 fn header_layout_is_stable() {
     let mut wire = BytesMut::new();
     FrameEncoder::default().encode_payload(FrameKind::Response, b"abc", &mut wire).unwrap();
-    assert_eq!(&wire[..], &[0xBA, 0x11, 1, 4, 0, 0, 0, 3, b'a', b'b', b'c']);
+    assert_eq!(&wire[..], &[0xBA, 0x11, ballot_wire::PROTOCOL_VERSION, 4, 0, 0, 0, 3, b'a', b'b', b'c']);
     let header = FrameEncoder::new(1 << 25).with_version(7).header(FrameKind::Hello, 0x0102_0304).unwrap();
     assert_eq!(header, [0xBA, 0x11, 7, 1, 1, 2, 3, 4]);
 }

@@ -24,8 +24,8 @@ use leader::{Candidate, Leader};
 use log::SlotLog;
 pub use message::Message;
 
-use crate::outbox::Outbox;
 use crate::{Ballot, Entry, HardState, PaxosError, Value};
+use ballot_core::Outbox;
 
 /// Progress of this replica's own catch-up.
 #[derive(Debug, Default)]
@@ -1061,7 +1061,7 @@ impl Protocol for MultiPaxos {
     fn persisted(&mut self, now: Instant, id: PersistId) {
         self.now = now;
         self.flush_due = true;
-        self.out.persisted(id);
+        let _ = self.out.persisted(id);
         self.drain_local(now);
     }
 

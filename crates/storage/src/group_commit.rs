@@ -6,7 +6,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use crate::{LogEntry, LogStore, Persist, PersistId, StorageError};
+use ballot_core::{LogEntry, LogStore, Persist, PersistId, StorageError};
 
 /// What the writer reports after each synced write: every batch up to and including the
 /// id is durable, or the store failed (fatal: the writer has stopped).
@@ -200,8 +200,8 @@ fn run<E: LogEntry, H, S: LogStore<E, H>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemStore;
-    use crate::testkit::{TestEntry, TestHardState, entry};
+    use ballot_core::MemStore;
+    use ballot_core::testkit::{TestEntry, TestHardState, entry};
 
     #[test]
     fn groups_queued_batches_and_acknowledges_in_order() {

@@ -1,20 +1,38 @@
-//! Output queue with durability hold-back, shared by Synod and Multi-Paxos.
+//! The output queue every protocol emits through, with the durability hold-back that
+//! keeps it safe: the most safety-critical code of a consensus implementation, written
+//! once.
 //!
 //! Writes accumulate in one pending [`Persist`] batch that is emitted on
 //! [`flush_persist`](Outbox::flush_persist). A message sent with
-//! [`send_durable`](Outbox::send_durable) waits until every write made before it is
-//! acknowledged by [`persisted`](Outbox::persisted); messages to the local node are
-//! queued for the protocol to handle itself (a proposer counts its own promise or
-//! accept only once durable, through the very same path as a peer's).
+//! [`send_durable`](Outbox::send_durable) — a vote, an append acknowledgement, a Paxos
+//! promise — waits until every write made before it is acknowledged by
+//! [`persisted`](Outbox::persisted); messages to the local node are queued for the
+//! protocol to handle itself (a proposer counts its own promise or accept only once
+//! durable, through the very same path as a peer's).
 
 use std::collections::VecDeque;
 
-use ballot_core::{NodeId, Output, Persist, PersistId};
+use crate::{NodeId, Output, Persist, PersistId};
 
 /// A queue of outputs.
-pub(crate) type Queue<M, E, H> = VecDeque<Output<M, E, H>>;
+pub type Queue<M, E, H> = VecDeque<Output<M, E, H>>;
 
-pub(crate) struct Outbox<M, E, H> {
+/// A protocol's outputs: messages, write batches with their ids, and messages held
+/// until the writes before them are durable. See the [module docs](self).
+///
+/// ```
+/// use ballot_core::{NodeId, Outbox, Output, PersistId};
+///
+/// let mut out: Outbox<&str, u64, u64> = Outbox::new(NodeId(1));
+/// out.batch().hard_state = Some(7); // say, a new term and vote
+/// out.send_durable(NodeId(2), "vote"); // may not leave before the vote is on disk
+/// out.flush_persist();
+/// assert!(matches!(out.pop(), Some(Output::Persist(p)) if p.id == PersistId(1)));
+/// assert!(out.pop().is_none(), "the vote waits");
+/// out.persisted(PersistId(1));
+/// assert!(matches!(out.pop(), Some(Output::Send { message: "vote", .. })));
+/// ```
+pub struct Outbox<M, E, H> {
     id: NodeId,
     outputs: Queue<M, E, H>,
     /// Outputs ever queued and ever taken: positions in the queue, for `applies`.
@@ -53,7 +71,9 @@ impl<M, E, H> std::fmt::Debug for Outbox<M, E, H> {
 }
 
 impl<M, E, H> Outbox<M, E, H> {
-    pub(crate) fn new(id: NodeId) -> Self {
+    /// An empty outbox of node `id`; the first batch gets id 1.
+    #[must_use]
+    pub fn new(id: NodeId) -> Self {
         Outbox {
             id,
             outputs: VecDeque::new(),
@@ -71,7 +91,7 @@ impl<M, E, H> Outbox<M, E, H> {
     }
 
     /// Sends now (or queues for local handling).
-    pub(crate) fn send(&mut self, to: NodeId, message: M) {
+    pub fn send(&mut self, to: NodeId, message: M) {
         if to == self.id {
             self.local.push_back(message);
         } else {
@@ -80,7 +100,7 @@ impl<M, E, H> Outbox<M, E, H> {
     }
 
     /// Sends once every write made so far is durable.
-    pub(crate) fn send_durable(&mut self, to: NodeId, message: M) {
+    pub fn send_durable(&mut self, to: NodeId, message: M) {
         let needs = if self.batch.is_empty() { self.issued } else { self.next_id };
         if needs <= self.durable && self.held.is_empty() {
             self.send(to, message);
@@ -90,13 +110,13 @@ impl<M, E, H> Outbox<M, E, H> {
     }
 
     /// The batch being built, to add writes to.
-    pub(crate) fn batch(&mut self) -> &mut Persist<E, H> {
+    pub fn batch(&mut self) -> &mut Persist<E, H> {
         &mut self.batch
     }
 
     /// Adds an entry to the batch being built; a fresh batch starts with room for as
     /// many entries as the previous one held.
-    pub(crate) fn push_entry(&mut self, entry: E) {
+    pub fn push_entry(&mut self, entry: E) {
         let entries = &mut self.batch.entries;
         if entries.capacity() == 0 {
             entries.reserve(self.entries_hint.max(1));
@@ -105,13 +125,13 @@ impl<M, E, H> Outbox<M, E, H> {
     }
 
     /// The entries of the batch being built, with room for `additional` more.
-    pub(crate) fn entries_for(&mut self, additional: usize) -> &mut Vec<E> {
+    pub fn entries_for(&mut self, additional: usize) -> &mut Vec<E> {
         self.reserve_entries(additional);
         &mut self.batch.entries
     }
 
     /// Makes room for `additional` more entries in the batch being built.
-    pub(crate) fn reserve_entries(&mut self, additional: usize) {
+    pub fn reserve_entries(&mut self, additional: usize) {
         let entries = &mut self.batch.entries;
         if entries.capacity() == 0 {
             entries.reserve(additional.max(self.entries_hint));
@@ -121,7 +141,7 @@ impl<M, E, H> Outbox<M, E, H> {
     }
 
     /// Emits the pending batch, if it writes anything.
-    pub(crate) fn flush_persist(&mut self) {
+    pub fn flush_persist(&mut self) {
         if self.batch.is_empty() {
             return;
         }
@@ -135,26 +155,48 @@ impl<M, E, H> Outbox<M, E, H> {
         self.push(Output::Persist(batch));
     }
 
+    /// The id the batch being built will have.
+    #[must_use]
+    pub fn batch_id(&self) -> PersistId {
+        self.batch.id
+    }
+
+    /// The highest batch id acknowledged durable.
+    #[must_use]
+    pub fn durable(&self) -> PersistId {
+        PersistId(self.durable)
+    }
+
+    /// Whether every batch emitted so far is durable and nothing is being built.
+    #[must_use]
+    pub fn all_durable(&self) -> bool {
+        self.durable == self.issued && self.batch.is_empty()
+    }
+
     /// Records that batches up to `id` are durable and releases the messages waiting for
-    /// them, in the order they were sent.
-    pub(crate) fn persisted(&mut self, id: PersistId) {
+    /// them, in the order they were sent. Returns the new durable id if it advanced
+    /// (acknowledgements of ids never issued are clamped to the last one issued).
+    pub fn persisted(&mut self, id: PersistId) -> Option<PersistId> {
         // Ids never issued cannot be durable: ignore acknowledgements from the future.
+        let before = self.durable;
         self.durable = self.durable.max(id.0.min(self.issued));
         while self.held.front().is_some_and(|(needs, _, _)| *needs <= self.durable) {
             if let Some((_, to, message)) = self.held.pop_front() {
                 self.send(to, message);
             }
         }
+        (self.durable > before).then_some(PersistId(self.durable))
     }
 
-    pub(crate) fn push(&mut self, output: Output<M, E, H>) {
+    /// Queues any other output (an event, an `Apply`, a read result).
+    pub fn push(&mut self, output: Output<M, E, H>) {
         self.outputs.push_back(output);
         self.queued += 1;
     }
 
     /// Queues the `Apply` items of the slots up to `slot` (after those queued before),
     /// to be built when polled.
-    pub(crate) fn push_apply_up_to(&mut self, slot: u64) {
+    pub fn push_apply_up_to(&mut self, slot: u64) {
         match self.applies.back_mut() {
             Some((at, upto)) if *at == self.queued => *upto = slot,
             _ => self.applies.push_back((self.queued, slot)),
@@ -163,7 +205,7 @@ impl<M, E, H> Outbox<M, E, H> {
 
     /// The next output, unless the queue is empty or `Apply` items are due first (see
     /// [`front_apply_up_to`](Self::front_apply_up_to)).
-    pub(crate) fn pop(&mut self) -> Option<Output<M, E, H>> {
+    pub fn pop(&mut self) -> Option<Output<M, E, H>> {
         if self.front_apply_up_to().is_some() {
             return None;
         }
@@ -173,31 +215,31 @@ impl<M, E, H> Outbox<M, E, H> {
     }
 
     /// The next output; the caller checked that no `Apply` items are due first.
-    pub(crate) fn pop_unchecked(&mut self) -> Option<Output<M, E, H>> {
+    pub fn pop_unchecked(&mut self) -> Option<Output<M, E, H>> {
         let o = self.outputs.pop_front()?;
         self.taken += 1;
         Some(o)
     }
 
     /// The slot up to which `Apply` items are due next, if they come before any output.
-    pub(crate) fn front_apply_up_to(&self) -> Option<u64> {
+    pub fn front_apply_up_to(&self) -> Option<u64> {
         self.applies.front().filter(|(at, _)| *at == self.taken).map(|&(_, upto)| upto)
     }
 
     /// Drops the place holder due next (its items were all built).
-    pub(crate) fn pop_apply_up_to(&mut self) {
+    pub fn pop_apply_up_to(&mut self) {
         self.applies.pop_front();
     }
 
     /// Whether any place holder is queued.
-    pub(crate) fn has_applies(&self) -> bool {
+    pub fn has_applies(&self) -> bool {
         !self.applies.is_empty()
     }
 
     /// Takes the queue apart to replace its place holders by the items they stand for:
     /// the outputs, and for each place holder its slot and how many of the outputs come
     /// before it. [`put_built`](Self::put_built) puts the result back.
-    pub(crate) fn take_for_build(&mut self) -> (Queue<M, E, H>, Vec<(usize, u64)>) {
+    pub fn take_for_build(&mut self) -> (Queue<M, E, H>, Vec<(usize, u64)>) {
         let taken = self.taken;
         let applies = std::mem::take(&mut self.applies)
             .into_iter()
@@ -208,20 +250,21 @@ impl<M, E, H> Outbox<M, E, H> {
 
     /// Puts back a queue taken with [`take_for_build`](Self::take_for_build), its place
     /// holders replaced.
-    pub(crate) fn put_built(&mut self, outputs: Queue<M, E, H>) {
+    pub fn put_built(&mut self, outputs: Queue<M, E, H>) {
         debug_assert!(self.outputs.is_empty() && self.applies.is_empty());
         self.taken = 0;
         self.queued = outputs.len() as u64;
         self.outputs = outputs;
     }
 
-    pub(crate) fn pop_local(&mut self) -> Option<M> {
+    /// The next message this node sent itself, for the protocol to handle.
+    pub fn pop_local(&mut self) -> Option<M> {
         self.local.pop_front()
     }
 
     /// How many messages wait for durability.
-    #[cfg(test)]
-    pub(crate) fn held_len(&self) -> usize {
+    #[must_use]
+    pub fn held_len(&self) -> usize {
         self.held.len()
     }
 }

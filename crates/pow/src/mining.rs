@@ -224,4 +224,34 @@ mod tests {
         assert!(NonceScanner::new(&BlockHeader { bits: CompactTarget(0x0480_0001), ..header }).is_err());
         assert!(NonceScanner::new(&BlockHeader { bits: CompactTarget(0), ..header }).is_err());
     }
+
+    #[test]
+    fn scan_returns_the_first_winner_of_any_range() {
+        let header = BlockHeader {
+            version: 1,
+            prev: ballot_ledger::sha256d(b"p"),
+            merkle_root: ballot_ledger::sha256d(b"r"),
+            time: 1_700_000_000,
+            bits: CompactTarget(0x2000_ffff),
+            nonce: 0,
+        };
+        let target = header.bits.to_target().unwrap();
+        let s = NonceScanner::new(&header).unwrap();
+        let wins = |n: u32| U256::from_le_bytes(s.header_with(n).hash().as_bytes()) <= target;
+        let top = u32::MAX - 1200;
+        let winners: Vec<u32> = (0..1200).chain(top..=u32::MAX).filter(|n| wins(*n)).collect();
+        assert!(winners.len() >= 4, "{winners:?}");
+        let first_in = |a: u32, b: u32| winners.iter().copied().find(|n| (a..=b).contains(n));
+        let mut ranges = vec![(0, 0), (5, 4), (u32::MAX, u32::MAX), (top, u32::MAX), (u32::MAX - 1, u32::MAX)];
+        for w in &winners {
+            // Ranges starting on, before (odd and even offsets) and just after a winner.
+            for (a, b) in [(0, 2), (1, 2), (2, 5), (0, 0), (1, 0)] {
+                ranges.push((w.saturating_sub(a), w.saturating_add(b)));
+            }
+            ranges.push((w.saturating_add(1), w.saturating_add(3)));
+        }
+        for (a, b) in ranges {
+            assert_eq!(s.scan(a..=b).map(|f| f.nonce), first_in(a, b), "range {a}..={b}");
+        }
+    }
 }

@@ -74,7 +74,12 @@ fn main() {
     let mut totals = [(0u64, 0f64); 4];
     let rounds = (secs / (4.0 * SLICE.as_secs_f64())).ceil().max(1.0) as usize;
     for _ in 0..rounds {
-        let slices = [compress_slice::<1>(), compress_slice::<2>(), compress_slice::<4>(), scan_slice(&scanner, &mut next_nonce)];
+        let slices = [
+            compress_slice::<1>(),
+            compress_slice::<2>(),
+            compress_slice::<4>(),
+            scan_slice(&scanner, &mut next_nonce),
+        ];
         for (total, (work, time)) in totals.iter_mut().zip(slices) {
             total.0 += work;
             total.1 += time;
@@ -82,7 +87,9 @@ fn main() {
     }
     let rate = |(work, time): (u64, f64)| work as f64 / time / 1e6;
     let [chained, two, four, scan] = totals.map(rate);
-    println!("SHA-256 compressions, one block per call (M/s): {chained:.2} chained, {two:.2} in 2 streams, {four:.2} in 4 streams");
+    println!(
+        "SHA-256 compressions, one block per call (M/s): {chained:.2} chained, {two:.2} in 2 streams, {four:.2} in 4 streams"
+    );
     let bound = chained.max(two).max(four) / 2.0;
     println!("bound = best compressions/s / 2:  {bound:.3} M header hashes/s");
     println!("scan, one thread:                 {scan:.3} M header hashes/s");

@@ -20,10 +20,8 @@ impl Block {
     /// to mine).
     #[must_use]
     pub fn new(prev: BlockHash, time: u32, bits: CompactTarget, txs: Vec<Transaction>) -> Self {
-        let mut block = Block {
-            header: BlockHeader { version: 1, prev, merkle_root: Hash::ZERO, time, bits, nonce: 0 },
-            txs,
-        };
+        let mut block =
+            Block { header: BlockHeader { version: 1, prev, merkle_root: Hash::ZERO, time, bits, nonce: 0 }, txs };
         block.header.merkle_root = block.merkle_root().0;
         block
     }

@@ -376,22 +376,28 @@ impl Chain {
     pub fn next_bits(&self, parent: &IndexEntry) -> CompactTarget {
         let interval = self.params.retarget_interval;
         let height = parent.height + 1;
-        if interval == 0 || height % interval != 0 {
+        if interval == 0 || !height.is_multiple_of(interval) {
             return parent.header.bits;
         }
         let first = self.ancestor(parent, height - interval);
         let actual = i64::from(parent.header.time) - i64::from(first.header.time);
-        next_target(parent.header.bits, actual, self.params.target_timespan(), self.params.max_adjust, &self.params.pow_limit)
+        next_target(
+            parent.header.bits,
+            actual,
+            self.params.target_timespan(),
+            self.params.max_adjust,
+            &self.params.pow_limit,
+        )
     }
 
     /// The ancestor of `entry` at `height` (which must not exceed `entry.height`).
     fn ancestor<'a>(&'a self, entry: &'a IndexEntry, height: u64) -> &'a IndexEntry {
         let mut cur = entry;
         while cur.height > height {
-            if self.is_active(&cur.hash) {
-                if let Some(e) = self.hash_at(height).and_then(|h| self.index.get(&h)) {
-                    return e;
-                }
+            if self.is_active(&cur.hash)
+                && let Some(e) = self.hash_at(height).and_then(|h| self.index.get(&h))
+            {
+                return e;
             }
             match self.index.get(&cur.header.prev) {
                 Some(parent) => cur = parent,
@@ -428,7 +434,11 @@ impl Chain {
     pub fn accept_header(&mut self, now: Instant, header: BlockHeader) -> Result<Accepted, PowError> {
         let hash = header.hash();
         if let Some(e) = self.index.get(&hash) {
-            return if e.status == Status::Invalid { Err(PowError::KnownInvalid(hash)) } else { Ok(Accepted::Duplicate) };
+            return if e.status == Status::Invalid {
+                Err(PowError::KnownInvalid(hash))
+            } else {
+                Ok(Accepted::Duplicate)
+            };
         }
         check_proof_of_work(&hash, header.bits, &self.params.pow_limit)?;
         if header.prev == Hash::ZERO {

@@ -119,7 +119,7 @@ pub fn block_work(bits: CompactTarget) -> U256 {
             if target == U256::MAX {
                 return U256::ONE;
             }
-            (!target).div(target + U256::ONE) + U256::ONE
+            (!target) / (target + U256::ONE) + U256::ONE
         }
         _ => U256::ZERO,
     }
@@ -153,8 +153,17 @@ mod tests {
     /// Bitcoin Core's `arith_uint256_tests.cpp` (`bignum_SetCompact`).
     #[test]
     fn bitcoin_core_set_compact_vectors() {
-        let zeros =
-            [0u32, 0x0012_3456, 0x0100_3456, 0x0200_0056, 0x0300_0000, 0x0400_0000, 0x0092_3456, 0x0180_3456, 0x0280_0056];
+        let zeros = [
+            0u32,
+            0x0012_3456,
+            0x0100_3456,
+            0x0200_0056,
+            0x0300_0000,
+            0x0400_0000,
+            0x0092_3456,
+            0x0180_3456,
+            0x0280_0056,
+        ];
         for bits in zeros.into_iter().chain([0x0380_0000, 0x0480_0000]) {
             let (v, neg, ovf) = CompactTarget(bits).decode_raw();
             assert_eq!((v, neg, ovf), (U256::ZERO, false, false), "{bits:#x}");
@@ -215,7 +224,10 @@ mod tests {
         let mut high = Hash([0; 32]);
         high.0[31] = 0xff;
         assert_eq!(check_proof_of_work(&low, CompactTarget(0x2000_ffff), &limit), Ok(()));
-        assert!(matches!(check_proof_of_work(&high, CompactTarget(0x2000_ffff), &limit), Err(PowError::HighHash { .. })));
+        assert!(matches!(
+            check_proof_of_work(&high, CompactTarget(0x2000_ffff), &limit),
+            Err(PowError::HighHash { .. })
+        ));
         let above = CompactTarget(0x2100_ffff);
         assert_eq!(
             check_proof_of_work(&low, above, &limit),

@@ -8,8 +8,7 @@ use sha2::block_api::compress256;
 use crate::{BlockHeader, CompactError, PowError, U256};
 
 /// SHA-256's initial state.
-const IV: [u32; 8] =
-    [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+const IV: [u32; 8] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
 
 /// Searches nonces for one header using a precomputed midstate.
 ///

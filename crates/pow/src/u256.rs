@@ -1,8 +1,11 @@
 //! A small 256-bit unsigned integer: just what targets and chain work need.
 
+// Limb loops index several arrays in step; iterators would hide that.
+#![allow(clippy::needless_range_loop)]
+
 use std::cmp::Ordering;
 use std::fmt;
-use std::ops::{Add, Not, Shl, Shr, Sub};
+use std::ops::{Add, Div, Not, Shl, Shr, Sub};
 
 use serde::{Deserialize, Serialize};
 
@@ -137,26 +140,6 @@ impl U256 {
         }
         U256([quotient[0], quotient[1], quotient[2], quotient[3]])
     }
-
-    /// `self / rhs` (binary long division); 0 if `rhs` is 0.
-    #[must_use]
-    pub fn div(self, rhs: U256) -> U256 {
-        if rhs.is_zero() || self < rhs {
-            return U256::ZERO;
-        }
-        let shift = self.bits() - rhs.bits();
-        let mut divisor = rhs << shift;
-        let mut rem = self;
-        let mut quotient = U256::ZERO;
-        for i in (0..=shift).rev() {
-            if rem >= divisor {
-                rem = rem - divisor;
-                quotient.0[(i / 64) as usize] |= 1 << (i % 64);
-            }
-            divisor = divisor >> 1;
-        }
-        quotient
-    }
 }
 
 impl Ord for U256 {
@@ -184,6 +167,28 @@ impl Sub for U256 {
     /// Wrapping subtraction.
     fn sub(self, rhs: U256) -> U256 {
         self.overflowing_sub(rhs).0
+    }
+}
+
+impl Div for U256 {
+    type Output = U256;
+    /// Binary long division; dividing by 0 gives 0 instead of panicking.
+    fn div(self, rhs: U256) -> U256 {
+        if rhs.is_zero() || self < rhs {
+            return U256::ZERO;
+        }
+        let shift = self.bits() - rhs.bits();
+        let mut divisor = rhs << shift;
+        let mut rem = self;
+        let mut quotient = U256::ZERO;
+        for i in (0..=shift).rev() {
+            if rem >= divisor {
+                rem = rem - divisor;
+                quotient.0[(i / 64) as usize] |= 1 << (i % 64);
+            }
+            divisor = divisor >> 1;
+        }
+        quotient
     }
 }
 
@@ -273,7 +278,7 @@ mod tests {
         assert_eq!(U256::ZERO - U256::ONE, U256::MAX);
         assert_eq!(U256::MAX.checked_add(U256::ONE), None);
         assert_eq!(U256::MAX.saturating_add(U256::ONE), U256::MAX);
-        assert_eq!(U256::MAX.div(U256::ZERO), U256::ZERO);
+        assert_eq!(U256::MAX / U256::ZERO, U256::ZERO);
         assert_eq!(U256::MAX.mul_div_u64(4, 1), U256::MAX);
         assert_eq!(U256::MAX.mul_div_u64(4, 4), U256::MAX);
         // floor((2^256 - 1) * 3 / 4) = 3 * 2^254 - 1
@@ -285,7 +290,7 @@ mod tests {
     proptest! {
         #[test]
         fn agrees_with_u128(a in any::<u128>(), b in 1..u128::MAX, s in 0u32..128) {
-            prop_assert_eq!(u(a).div(u(b)), u(a / b));
+            prop_assert_eq!(u(a) / u(b), u(a / b));
             prop_assert_eq!(u(a) >> s, u(a >> s));
             prop_assert_eq!((u(a) << s) >> s, u(a));
             prop_assert_eq!(u(a).cmp(&u(b)), a.cmp(&b));
@@ -297,7 +302,7 @@ mod tests {
         #[test]
         fn division_is_exact(a in any_u256(), b in any_u256()) {
             prop_assume!(!b.is_zero());
-            let q = a.div(b);
+            let q = a / b;
             // q*b <= a < (q+1)*b, checked through mul_div on small b or via subtraction
             let mut prod = U256::ZERO;
             // b * q by shift-and-add (q has at most 256 bits)

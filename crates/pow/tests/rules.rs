@@ -36,7 +36,9 @@ fn invalid_on_connect(c: &mut ballot_pow::Chain, b: Block, err: LedgerError) {
     assert_eq!(c.entry(&hash).unwrap().status, Status::Invalid);
     let outputs = drain(c);
     assert!(
-        outputs.iter().any(|o| matches!(o, ChainOutput::Invalid { hash: h, reason: PowError::Ledger(e) } if *h == hash && *e == err)),
+        outputs.iter().any(
+            |o| matches!(o, ChainOutput::Invalid { hash: h, reason: PowError::Ledger(e) } if *h == hash && *e == err)
+        ),
         "{outputs:?}"
     );
     assert!(!outputs.iter().any(|o| matches!(o, ChainOutput::Connected(_) | ChainOutput::NewTip { .. })));
@@ -108,7 +110,10 @@ fn retarget_follows_the_window_and_is_bounded() {
     let fast = extend(&mut c, g, 5, 1, 9);
     let at4 = c.entry(&fast[3].hash()).unwrap().clone();
     assert_eq!(at4.header.bits, next_target(CompactTarget::from_target(limit), 3, span, 4, &limit));
-    assert_eq!(at4.header.bits.to_target().unwrap(), CompactTarget::from_target(limit.mul_div_u64(1, 4)).to_target().unwrap());
+    assert_eq!(
+        at4.header.bits.to_target().unwrap(),
+        CompactTarget::from_target(limit.mul_div_u64(1, 4)).to_target().unwrap()
+    );
     assert_eq!(c.entry(&fast[4].hash()).unwrap().header.bits, at4.header.bits, "no retarget between windows");
     assert!(block_work(at4.header.bits) > block_work(fast[2].header.bits));
     // The old bits at a retarget height are refused.
@@ -205,7 +210,8 @@ fn oversized_blocks_are_refused() {
 #[test]
 fn coinbase_must_come_first_and_once() {
     let mut c = funded();
-    let mut none = unmined(&c, c.tip().hash, Spec { transfers: vec![pay(&key(0), key(1).public(), 5, 0, 0)], ..Spec::default() });
+    let mut none =
+        unmined(&c, c.tip().hash, Spec { transfers: vec![pay(&key(0), key(1).public(), 5, 0, 0)], ..Spec::default() });
     none.txs.remove(0);
     none.header.merkle_root = none.merkle_root().0;
     mine(&mut none.header).unwrap();

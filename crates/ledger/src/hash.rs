@@ -60,7 +60,7 @@ impl fmt::Debug for Hash {
     }
 }
 
-/// Error parsing a [`Hash`] from hex.
+/// Error parsing a [`Hash`](struct@Hash) from hex.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid hash {0:?}: expected 64 hex digits")]
 pub struct ParseHashError(pub String);

@@ -306,3 +306,19 @@ fn a_second_genesis_is_refused() {
     mine(&mut other.header).unwrap();
     assert_eq!(c.accept_block(late(), other), Err(PowError::UnexpectedGenesis));
 }
+
+#[test]
+fn blocks_and_index_entries_round_trip_through_postcard() {
+    let mut c = funded();
+    let t = pay(&key(0), key(1).public(), 10, 1, 0);
+    let b = block(&c, c.tip().hash, Spec { transfers: vec![t], ..Spec::default() });
+    c.accept_block(late(), b.clone()).unwrap();
+    let bytes = postcard::to_allocvec(&b).unwrap();
+    assert_eq!(postcard::from_bytes::<Block>(&bytes).unwrap(), b);
+    let entry = c.tip().clone();
+    let bytes = postcard::to_allocvec(&entry).unwrap();
+    assert_eq!(postcard::from_bytes::<ballot_pow::IndexEntry>(&bytes).unwrap(), entry);
+    let ChainOutput::Connected(conn) = drain(&mut c).remove(0) else { panic!("expected Connected") };
+    let bytes = postcard::to_allocvec(&conn.undo).unwrap();
+    assert_eq!(postcard::from_bytes::<ballot_ledger::BlockUndo>(&bytes).unwrap(), conn.undo);
+}

@@ -9,7 +9,17 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 /// Crates that must stay free of IO dependencies.
-pub const GUARDED: &[&str] = &["ballot-core", "ballot-wire", "ballot-raft", "ballot-paxos", "ballot-sim"];
+pub const GUARDED: &[&str] = &[
+    "ballot-core",
+    "ballot-wire",
+    "ballot-raft",
+    "ballot-paxos",
+    "ballot-replica",
+    "ballot-client-proto",
+    "ballot-ledger",
+    "ballot-pow",
+    "ballot-sim",
+];
 
 /// Crates they must never depend on, directly or transitively (normal and build edges).
 pub const FORBIDDEN: &[&str] = &["tokio", "quinn", "quinn-proto", "rocksdb", "librocksdb-sys"];

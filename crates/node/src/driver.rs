@@ -55,8 +55,11 @@ struct Waiting<R> {
 /// its history collects in `opening`; then the channel is sized for it and handed out.
 struct WatchSink<E> {
     events: Option<mpsc::Sender<WatchItem<E>>>,
-    opening: Option<(Vec<E>, Reply<mpsc::Receiver<WatchItem<E>>>)>,
+    opening: Option<Opening<E>>,
 }
+
+/// A watch being opened: its history so far, and who waits for the stream.
+type Opening<E> = (Vec<E>, Reply<mpsc::Receiver<WatchItem<E>>>);
 
 enum Wake<S: StateMachine> {
     Shutdown,

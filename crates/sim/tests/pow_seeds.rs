@@ -27,7 +27,8 @@ fn pow_chains_stay_valid_and_converge_on_25_seeds_of_3_and_5_nodes() {
     let s = &summary.stats;
     eprintln!("{s}\nwall time: {:.1} s", summary.wall.as_secs_f64());
     if !summary.passed() {
-        let mut report = format!("{} of {} runs failed:\n", summary.violations.len() + summary.errors.len(), specs.len());
+        let mut report =
+            format!("{} of {} runs failed:\n", summary.violations.len() + summary.errors.len(), specs.len());
         for v in &summary.violations {
             report.push_str(&format!("\n{v}\n"));
         }

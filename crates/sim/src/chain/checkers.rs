@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ballot_core::{Instant, NodeId};
 use ballot_ledger::{Hash, Ledger, LedgerParams, PublicKey, Transaction};
-use ballot_pow::{Block, BlockHash, ChainParams, CompactTarget, PowError, next_target};
+use ballot_pow::{Block, BlockHash, ChainParams, CompactTarget, PowError, U256, next_target};
 
 /// An honest node's best chain, after it changed.
 pub struct TipView<'a> {
@@ -30,15 +30,36 @@ pub struct TipView<'a> {
     pub ledger: &'a Ledger,
 }
 
+/// A window in which the network has been whole and lossless with every node up, and
+/// the bounds that hold within it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Healed {
+    /// When the window started (the last fault).
+    pub since: Instant,
+    /// Within this, every honest node has caught up with the most work any honest node
+    /// had when the window started.
+    pub catch_up: Duration,
+    /// Within this, all honest nodes have had the same tip at some moment.
+    pub converge: Duration,
+}
+
+/// One honest node's tip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HonestTip {
+    /// The node.
+    pub node: NodeId,
+    /// Its tip's hash, height and cumulative work, `None` while it is down.
+    pub tip: Option<(BlockHash, u64, U256)>,
+}
+
 /// The honest nodes' tips after a step.
 pub struct StepView<'a> {
     /// Virtual time.
     pub now: Instant,
-    /// Since when the network has been whole and lossless with every node up, and the
-    /// bound within which honest nodes must agree from then on; `None` while faults last.
-    pub healed: Option<(Instant, Duration)>,
-    /// Every honest node's tip (hash and height), `None` while it is down.
-    pub tips: &'a [(NodeId, Option<(BlockHash, u64)>)],
+    /// The healed window in force, `None` while faults last.
+    pub healed: Option<Healed>,
+    /// Every honest node's tip.
+    pub tips: &'a [HonestTip],
 }
 
 /// An honest node reported a block invalid.
@@ -428,15 +449,35 @@ impl ChainChecker for SupplySchedule {
     }
 }
 
-/// **Honest nodes converge after partitions heal**: once the network is whole and
-/// lossless and every node is up, all honest nodes have the same tip at some moment
-/// within the bound the simulator states for that window (see
-/// [`ChainSim`](super::ChainSim): `k` block intervals for a block that breaks any tie,
-/// plus a sync interval and a few network delays to fetch the missing blocks).
+/// **Honest nodes converge after partitions heal**, in two steps, in every window in
+/// which the network is whole and lossless and every node up (see [`Healed`]):
+///
+/// * *catch-up* (deterministic): by `since + catch_up` every honest node's tip has at
+///   least the work the best honest tip had at `since` — the best node announces its
+///   tip within a sync interval, and the others fetch the missing branch with a few
+///   locator round trips (the simulator states `catch_up = 2·S + 8·d`);
+/// * *agreement*: by `since + converge` all honest nodes have had the same tip at some
+///   moment — equal-work tips are only told apart by the next block, so the bound adds
+///   `k` block intervals (`converge = k·T + S + 6·d`, see
+///   [`ChainSim`](super::ChainSim)).
 #[derive(Default)]
 pub struct TipConvergence {
     window: Option<Instant>,
+    /// The most work an honest tip had when the window started.
+    target: U256,
+    caught_up: bool,
     converged: bool,
+}
+
+fn describe(tips: &[HonestTip]) -> String {
+    let tips: Vec<String> = tips
+        .iter()
+        .map(|t| match t.tip {
+            Some((h, height, _)) => format!("{}: {height} {}", t.node, super::sim::short(&h)),
+            None => format!("{}: down", t.node),
+        })
+        .collect();
+    tips.join(", ")
 }
 
 impl ChainChecker for TipConvergence {
@@ -445,35 +486,45 @@ impl ChainChecker for TipConvergence {
     }
 
     fn on_step(&mut self, view: &StepView<'_>) -> Result<(), String> {
-        let Some((since, bound)) = view.healed else {
+        let Some(healed) = view.healed else {
             self.window = None;
             return Ok(());
         };
-        if self.window != Some(since) {
-            self.window = Some(since);
+        if self.window != Some(healed.since) {
+            self.window = Some(healed.since);
+            self.target = view.tips.iter().filter_map(|t| t.tip.map(|(_, _, w)| w)).max().unwrap_or(U256::ZERO);
+            self.caught_up = false;
             self.converged = false;
+        }
+        let elapsed = view.now.saturating_duration_since(healed.since);
+        if !self.caught_up {
+            let behind: Vec<NodeId> =
+                view.tips.iter().filter(|t| t.tip.is_none_or(|(_, _, w)| w < self.target)).map(|t| t.node).collect();
+            if behind.is_empty() {
+                self.caught_up = true;
+            } else if elapsed > healed.catch_up {
+                return Err(format!(
+                    "{behind:?} still behind the best tip of the heal at {:?} after {elapsed:?} (bound {:?}): {}",
+                    healed.since,
+                    healed.catch_up,
+                    describe(view.tips)
+                ));
+            }
         }
         if self.converged {
             return Ok(());
         }
-        let first = view.tips.first().and_then(|(_, t)| t.map(|(h, _)| h));
-        if first.is_some() && view.tips.iter().all(|(_, t)| t.map(|(h, _)| h) == first) {
+        let first = view.tips.first().and_then(|t| t.tip.map(|(h, _, _)| h));
+        if first.is_some() && view.tips.iter().all(|t| t.tip.map(|(h, _, _)| h) == first) {
             self.converged = true;
             return Ok(());
         }
-        if view.now > since + bound {
-            let tips: Vec<String> = view
-                .tips
-                .iter()
-                .map(|(n, t)| match t {
-                    Some((h, height)) => format!("{n}: {height} {}", super::sim::short(h)),
-                    None => format!("{n}: down"),
-                })
-                .collect();
+        if elapsed > healed.converge {
             return Err(format!(
-                "honest nodes still disagree {:?} after the network healed at {since:?} (bound {bound:?}): {}",
-                view.now.saturating_duration_since(since),
-                tips.join(", ")
+                "honest nodes still disagree {elapsed:?} after the network healed at {:?} (bound {:?}): {}",
+                healed.since,
+                healed.converge,
+                describe(view.tips)
             ));
         }
         Ok(())
@@ -507,10 +558,9 @@ impl ChainChecker for HonestBlocksAccepted {
 #[cfg(test)]
 mod tests {
     use ballot_ledger::{Coinbase, Keypair, SignedTransfer, Transfer};
-    use ballot_pow::{CompactTarget, U256};
 
     use super::*;
-    use crate::chain::config::{CHAIN_ID, GENESIS_TIME, base_params, faucet_key, regenesis};
+    use crate::chain::config::{CHAIN_ID, base_params, faucet_key, regenesis};
     use crate::chain::mining::{grind, unground};
 
     fn params() -> ChainParams {
@@ -719,28 +769,38 @@ mod tests {
     }
 
     #[test]
-    fn tip_convergence_fires_when_tips_differ_past_the_bound() {
-        let (a, b) = (ballot_ledger::sha256d(b"a"), ballot_ledger::sha256d(b"b"));
+    fn tip_convergence_fires_when_a_node_stays_behind_or_tips_differ_past_the_bounds() {
+        let (a, b, c) = (ballot_ledger::sha256d(b"a"), ballot_ledger::sha256d(b"b"), ballot_ledger::sha256d(b"c"));
         let t = |s: u64| Instant::from_millis(s * 1000);
-        let split = [(NodeId(1), Some((a, 5))), (NodeId(2), Some((b, 5)))];
-        let agree = [(NodeId(1), Some((b, 6))), (NodeId(2), Some((b, 6)))];
-        let healed = Some((t(10), Duration::from_secs(100)));
-        let step = |c: &mut TipConvergence, now, healed, tips: &[(NodeId, Option<(BlockHash, u64)>)]| {
-            c.on_step(&StepView { now, healed, tips })
-        };
+        let tip = |n, h, height: u64| HonestTip { node: NodeId(n), tip: Some((h, height, U256::from_u64(height))) };
+        let split = [tip(1, a, 5), tip(2, b, 5)];
+        let behind = [tip(1, a, 5), tip(2, c, 4)];
+        let agree = [tip(1, b, 6), tip(2, b, 6)];
+        let window = Healed { since: t(10), catch_up: Duration::from_secs(3), converge: Duration::from_secs(100) };
+        let healed = Some(window);
+        let step = |c: &mut TipConvergence, now, healed, tips: &[HonestTip]| c.on_step(&StepView { now, healed, tips });
 
-        // Disagreement during faults is fine; after healing, up to the bound.
+        // Disagreement during faults is fine; after healing, equal work at once, and
+        // different tips up to the bound.
         let mut c = TipConvergence::default();
-        step(&mut c, t(5), None, &split).unwrap();
+        step(&mut c, t(5), None, &behind).unwrap();
+        step(&mut c, t(10), healed, &split).unwrap();
         step(&mut c, t(60), healed, &split).unwrap();
         let e = step(&mut c, t(111), healed, &split).unwrap_err();
         assert!(e.contains("still disagree") && e.contains("bound 100s"), "{e}");
+
+        // A node that does not catch up with the best tip of the heal.
+        let mut c = TipConvergence::default();
+        step(&mut c, t(10), healed, &behind).unwrap();
+        step(&mut c, t(12), healed, &behind).unwrap();
+        let e = step(&mut c, t(14), healed, &behind).unwrap_err();
+        assert!(e.contains("[n2] still behind") && e.contains("bound 3s"), "{e}");
 
         // Agreeing once within the bound satisfies the window; a new window starts afresh.
         let mut c = TipConvergence::default();
         step(&mut c, t(50), healed, &agree).unwrap();
         step(&mut c, t(500), healed, &split).unwrap();
-        let later = Some((t(600), Duration::from_secs(100)));
+        let later = Some(Healed { since: t(600), ..window });
         assert!(step(&mut c, t(701), later, &split).is_err());
     }
 
@@ -759,6 +819,5 @@ mod tests {
         c.on_refused(&view(false)).unwrap();
         let e = c.on_refused(&view(true)).unwrap_err();
         assert!(e.contains("mined by honest n1"), "{e}");
-        let _ = (U256::ZERO, GENESIS_TIME);
     }
 }

@@ -9,7 +9,7 @@ use ballot_core::{Instant, NodeId, SeededRng};
 use ballot_ledger::{MempoolConfig, MempoolError, SignedTransfer, Transaction};
 use ballot_pow::{Accepted, Block, BlockHash, Chain, ChainOutput, CompactTarget, PowError, U256};
 
-use super::checkers::{ChainChecker, RefusedView, StepView, TipView, all_checkers};
+use super::checkers::{ChainChecker, Healed, HonestTip, RefusedView, StepView, TipView, all_checkers};
 use super::clients::Wallets;
 use super::config::{ChainSimConfig, GENESIS_TIME, miner_key};
 use super::faults::ChainFault;
@@ -160,13 +160,17 @@ impl From<ChainViolation> for ChainSimError {
 /// randomized run); after every step the checkers look at every honest node whose best
 /// chain changed. Virtual time starts at [`GENESIS_TIME`].
 ///
-/// The convergence bound after a heal is `k·T + S + 6·d`, where `T` is the target block
-/// interval, `k` [`ChainSimConfig::convergence_intervals`] (60), `S` the sync interval
-/// and `d` the longest one-way delay of the weather (ordinary delay plus reordering
-/// hold): within `S + d` every node hears of the best tip, within `2d` per 64 blocks it
-/// fetches the missing branch, and the next block (which breaks any tie between
-/// equal-work tips) reaches everyone `d` after it is found, which happens within `k`
-/// intervals except with probability about `e^-k` at the target rate.
+/// After every fault that leaves the network whole and lossless with every node up, a
+/// window starts in which [`TipConvergence`](super::TipConvergence) holds honest nodes to
+/// two bounds, with `T` the target block interval, `S` the sync interval and `d` the
+/// longest one-way delay of the weather (ordinary delay plus reordering hold):
+///
+/// * catch-up, `2·S + 8·d`: within `S + d` every node hears the best tip's announcement,
+///   and each round trip of `2·d` fetches up to 64 missing blocks;
+/// * agreement, `k·T + S + 6·d` with `k` [`ChainSimConfig::convergence_intervals`] (60):
+///   tips of equal work are only told apart by the next block, which reaches everyone
+///   `d` after it is found; one is found within `k` intervals except with probability
+///   about `e^-k` at the target rate.
 pub struct ChainSim {
     pub(crate) cfg: ChainSimConfig,
     pub(crate) start: Instant,
@@ -186,6 +190,8 @@ pub struct ChainSim {
     hashrate: f64,
     work: HashMap<CompactTarget, f64>,
     healed_since: Option<Instant>,
+    /// The healed window being measured: start, best work then, caught up.
+    window: Option<(Instant, U256, bool)>,
     final_heal: Option<Instant>,
     pub(crate) wallets: Option<Wallets>,
     dirty: Vec<usize>,
@@ -244,6 +250,7 @@ impl ChainSim {
             hashrate,
             work: HashMap::new(),
             healed_since: None,
+            window: None,
             final_heal: None,
             wallets: None,
             dirty: (0..n).collect(),
@@ -751,22 +758,31 @@ impl ChainSim {
         }
     }
 
+    /// After a fault: a new healed window starts now if the network is whole and
+    /// lossless and every node up (every fault starts a new window, since the bounds
+    /// depend on the weather).
     fn update_healed(&mut self) {
         let healed = !self.net.is_partitioned() && self.nodes.iter().all(Node::up) && self.net.config().drop == 0.0;
-        if !healed {
-            self.healed_since = None;
-        } else if self.healed_since.is_none() {
-            self.healed_since = Some(self.now);
-        }
+        self.healed_since = healed.then_some(self.now);
     }
 
-    /// The convergence bound in the current weather: `k·T + S + 6·d`.
-    pub(crate) fn bound(&self) -> Duration {
+    /// The longest one-way delay of the current weather (ordinary delay plus hold).
+    fn longest_delay(&self) -> Duration {
         let w = self.net.config();
-        let hold = if w.reorder > 0.0 { w.reorder_delay } else { Duration::ZERO };
+        w.delay_max + if w.reorder > 0.0 { w.reorder_delay } else { Duration::ZERO }
+    }
+
+    /// The agreement bound in the current weather: `k·T + S + 6·d`.
+    pub(crate) fn bound(&self) -> Duration {
         self.cfg.block_interval() * self.cfg.convergence_intervals
             + self.cfg.sync_interval.unwrap_or(Duration::ZERO)
-            + (w.delay_max + hold) * 6
+            + self.longest_delay() * 6
+    }
+
+    /// The catch-up bound in the current weather: `2·S + 8·d` (an announcement, then up
+    /// to three batches of 64 blocks).
+    pub(crate) fn catch_up(&self) -> Duration {
+        self.cfg.sync_interval.unwrap_or(Duration::ZERO) * 2 + self.longest_delay() * 8
     }
 
     // ---- checks -------------------------------------------------------------------
@@ -793,11 +809,34 @@ impl ChainSim {
         let mut checkers = std::mem::take(&mut self.checkers);
         let result = self.run_checkers(&mut checkers);
         self.checkers = checkers;
+        self.measure_catch_up();
         if self.final_heal.is_some() && self.stats.converge_after_heal.is_none() && self.honest_converged() {
             self.stats.converge_after_heal =
                 Some(self.now.saturating_duration_since(self.final_heal.unwrap_or(self.now)));
         }
         result
+    }
+
+    /// Figures of the catch-up after heals: how many windows started with an honest
+    /// node behind, and the longest catch-up.
+    fn measure_catch_up(&mut self) {
+        let Some(since) = self.healed_since else {
+            self.window = None;
+            return;
+        };
+        let works = || self.nodes.iter().filter(|n| n.honest()).map(|n| n.chain.as_ref().map(|c| c.tip().chain_work));
+        if self.window.map(|(s, _, _)| s) != Some(since) {
+            let target = works().flatten().max().unwrap_or(U256::ZERO);
+            self.window = Some((since, target, false));
+        }
+        let Some((since, target, done)) = self.window else { return };
+        if !done && works().all(|w| w.is_some_and(|w| w >= target)) {
+            self.window = Some((since, target, true));
+            if self.now > since {
+                self.stats.catch_ups += 1;
+                self.stats.catch_up_max = self.stats.catch_up_max.max(self.now - since);
+            }
+        }
     }
 
     fn run_checkers(&mut self, checkers: &mut [Box<dyn ChainChecker>]) -> Result<(), ChainViolation> {
@@ -834,13 +873,17 @@ impl ChainSim {
                 c.on_tip(&view).map_err(|e| self.violation(c.name(), e))?;
             }
         }
-        let tips: Vec<(NodeId, Option<(BlockHash, u64)>)> = self
+        let tips: Vec<HonestTip> = self
             .nodes
             .iter()
             .filter(|n| n.honest())
-            .map(|n| (n.id, n.chain.as_ref().map(|c| (c.tip().hash, c.height()))))
+            .map(|n| HonestTip {
+                node: n.id,
+                tip: n.chain.as_ref().map(|c| (c.tip().hash, c.height(), c.tip().chain_work)),
+            })
             .collect();
-        let view = StepView { now: self.now, healed: self.healed_since.map(|s| (s, self.bound())), tips: &tips };
+        let healed = self.healed_since.map(|since| Healed { since, catch_up: self.catch_up(), converge: self.bound() });
+        let view = StepView { now: self.now, healed, tips: &tips };
         for c in checkers.iter_mut() {
             c.on_step(&view).map_err(|e| self.violation(c.name(), e))?;
         }

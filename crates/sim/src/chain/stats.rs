@@ -71,6 +71,10 @@ pub struct ChainStats {
     pub supply: u64,
     /// The schedule's maximum at that height (summed over runs).
     pub schedule: u64,
+    /// Healed windows that started with an honest node behind the best honest tip.
+    pub catch_ups: u64,
+    /// The longest time such a node took to catch up.
+    pub catch_up_max: Duration,
     /// Time from the final heal to the first moment every honest node had the same tip
     /// (one run).
     pub converge_after_heal: Option<Duration>,
@@ -124,6 +128,8 @@ impl ChainStats {
             *x += y;
         }
         self.max_reorg = self.max_reorg.max(other.max_reorg);
+        self.catch_ups += other.catch_ups;
+        self.catch_up_max = self.catch_up_max.max(other.catch_up_max);
         for (k, v) in &other.faults {
             *self.faults.entry(k).or_default() += v;
         }
@@ -180,7 +186,10 @@ impl fmt::Display for ChainStats {
         };
         writeln!(
             f,
-            "convergence:         after the final heal {:.2} s on average, {:.2} s at most",
+            "convergence:         {} heals with a node behind, caught up within {:.2} s at most; same tip \
+             everywhere {:.2} s after the final heal on average, {:.2} s at most",
+            self.catch_ups,
+            self.catch_up_max.as_secs_f64(),
             mean.as_secs_f64(),
             self.converge_max.as_secs_f64()
         )?;

@@ -280,6 +280,8 @@ impl ChainSim {
             sim.queue.push(start, Event::WalletTick);
         }
         sim.update_healed();
+        // The first observation: the genesis state, and the start of a healed window.
+        sim.check()?;
         Ok(sim)
     }
 

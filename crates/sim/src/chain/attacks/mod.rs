@@ -308,18 +308,22 @@ pub fn selfish_markdown(rows: &[SelfishRow]) -> String {
 #[must_use]
 pub fn stale_markdown(rows: &[StaleRow]) -> String {
     let mut out = String::from(
-        "| d/T | d (T = 600 s) | blocks mined | stale rate (95 % normal) | 1 − e^(−d/T) | 1 − e^(−(1−1/N)·d/T), N = 10 |\n\
-         |---|---|---|---|---|---|\n",
+        "| d/T | d (T = 600 s) | blocks mined | stale / mined (95 % normal) | stale / main chain | 1 − e^(−d/T) | \
+         1 − e^(−(1−1/N)·d/T), N = 10 |\n|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let (m, h) = theory::mean_interval(&r.rates);
+        let per_main: Vec<f64> = r.rates.iter().map(|x| x / (1.0 - x)).collect();
+        let (pm, ph) = theory::mean_interval(&per_main);
         out.push_str(&format!(
-            "| {} | {:.1} s | {} | {} ± {} | {} | {} |\n",
+            "| {} | {:.1} s | {} | {} ± {} | {} ± {} | {} | {} |\n",
             r.ratio,
             r.ratio * 600.0,
             r.mined,
             p(m),
             p(h),
+            p(pm),
+            p(ph),
             p(theory::stale_simple(r.ratio)),
             p(theory::stale_others(r.ratio, STALE_MINERS))
         ));

@@ -1,15 +1,19 @@
-//! CI: the Proof-of-Work chain simulator (`ballot_sim::chain`) on 25 seeds × {3, 5} nodes
-//! under partitions, lossy and slow weather, crashes, a Byzantine miner on about half
-//! the seeds and double-spending wallets: every checker after every step, convergence
-//! after the final heal. A failure prints each violation with the command that replays
-//! it. `BALLOT_SIM_SEEDS=N` changes the number of seeds (the release-build sweep is
-//! `cargo xtask sim --algo pow --seeds 300`). Also: reproducibility, and the attack
-//! measurements on small samples against their closed forms.
+//! CI: the Proof-of-Work chain simulator (`ballot_sim::chain`) on 300 seeds × {3, 5}
+//! nodes (600 runs of the default ten virtual minutes, the same runs as
+//! `cargo xtask sim --algo pow --seeds 300`) under partitions, lossy and slow weather,
+//! crashes, a Byzantine miner on about half the seeds and double-spending wallets: every
+//! checker after every step, convergence after the final heal. A failure prints each
+//! violation with the command that replays it. `BALLOT_SIM_SEEDS=N` changes the number
+//! of seeds. The simulator crate is built with `opt-level = 2` in the dev profile (root
+//! `Cargo.toml`), which keeps this to one or two minutes on two cores. Also:
+//! reproducibility, and the attack measurements on small samples against their closed
+//! forms.
 
 use std::time::Duration;
 
+use ballot_core::NodeId;
 use ballot_sim::chain::attacks::{self, DoubleSpendSetup, theory};
-use ballot_sim::chain::{ChainRunSpec, run_chain_many, run_chain_spec};
+use ballot_sim::chain::{ChainFault, ChainRunSpec, ChainSim, ChainSimError, run_chain_many, run_chain_spec};
 
 fn seed_count(default: u64) -> u64 {
     std::env::var("BALLOT_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
@@ -20,9 +24,9 @@ fn threads() -> usize {
 }
 
 #[test]
-fn pow_chains_stay_valid_and_converge_on_25_seeds_of_3_and_5_nodes() {
+fn pow_chains_stay_valid_and_converge_on_300_seeds_of_3_and_5_nodes() {
     let specs: Vec<ChainRunSpec> =
-        (1..=seed_count(25)).flat_map(|seed| [3, 5].map(|nodes| ChainRunSpec::new(seed, nodes))).collect();
+        (1..=seed_count(300)).flat_map(|seed| [3, 5].map(|nodes| ChainRunSpec::new(seed, nodes))).collect();
     let summary = run_chain_many(&specs, threads(), &|_, _| {});
     let s = &summary.stats;
     eprintln!("{s}\nwall time: {:.1} s", summary.wall.as_secs_f64());
@@ -67,6 +71,21 @@ fn pow_runs_are_reproducible_and_independent_of_threads() {
     assert_eq!(spec.replay_command(), "cargo xtask sim --algo pow --seed 11 --nodes 4 --duration 200");
     let shared = ChainRunSpec { shares: Some(vec![0.5, 0.25, 0.25]), ..ChainRunSpec::new(3, 3) };
     assert_eq!(shared.replay_command(), "cargo xtask sim --algo pow --seed 3 --nodes 3 --shares 0.5,0.25,0.25");
+}
+
+#[test]
+fn a_network_that_never_heals_is_reported_with_the_replay_command() {
+    // Seed 7 on three nodes, with every node cut off from the others one second after
+    // the final heal: each keeps mining its own branch, so they can never agree.
+    let spec = ChainRunSpec { duration: Duration::from_secs(120), ..ChainRunSpec::new(7, 3) };
+    let mut cfg = spec.config();
+    let split = ChainFault::Partition((1..=3).map(|n| vec![NodeId(n)]).collect());
+    cfg.faults.push((cfg.heal_at + Duration::from_secs(1), split));
+    let err = ChainSim::new(cfg).expect("valid config").run().expect_err("split nodes cannot converge");
+    assert_eq!((err.checker.as_str(), err.seed, err.nodes), ("TipConvergence", 7, 3), "{err}");
+    let shown = ChainSimError::from(err).to_string();
+    assert!(shown.contains("do not agree"), "{shown}");
+    assert!(shown.ends_with("replay: cargo xtask sim --algo pow --seed 7 --nodes 3 --duration 120"), "{shown}");
 }
 
 /// Within `k` standard errors of `p` after `n` trials.

@@ -49,6 +49,28 @@ pub fn rosenfeld(q: f64, n: u64) -> f64 {
     (1.0 - sum).clamp(0.0, 1.0)
 }
 
+/// Grunspan and Pérez-Marco (2017), "Double spend races", the closed form of the same
+/// probability: `P(z) = I_{4pq}(z, 1/2)`, the regularized incomplete beta function
+/// (1 for `z = 0` or `q ≥ 1/2`). It equals [`rosenfeld`]; computed here independently,
+/// by Simpson's rule on `t^(z−1) (1−t)^(−1/2)` over `[0, 4pq]` and
+/// `B(z, 1/2) = 2 · Π_{k=1}^{z−1} k / (k + 1/2)`.
+#[must_use]
+pub fn grunspan_perez_marco(q: f64, z: u64) -> f64 {
+    let p = 1.0 - q;
+    if q >= p || z == 0 {
+        return 1.0;
+    }
+    let x = 4.0 * p * q;
+    let power = i32::try_from(z - 1).unwrap_or(i32::MAX);
+    let f = |t: f64| t.powi(power) / (1.0 - t).sqrt();
+    const STEPS: u32 = 20_000;
+    let h = x / f64::from(STEPS);
+    let inner: f64 = (1..STEPS).map(|i| f(f64::from(i) * h) * if i % 2 == 1 { 4.0 } else { 2.0 }).sum();
+    let integral = (f(0.0) + inner + f(x)) * h / 3.0;
+    let beta = (1..z).fold(2.0, |b, k| b * k as f64 / (k as f64 + 0.5));
+    (integral / beta).clamp(0.0, 1.0)
+}
+
 /// Probability that an attacker `deficit` blocks behind (negative: ahead) ever gets
 /// strictly ahead before falling more than `give_up` blocks behind, each block being
 /// his with probability `q` (gambler's ruin with two absorbing barriers).
@@ -187,6 +209,13 @@ mod tests {
         }
         // Nakamoto's Poisson shortcut underestimates the exact value at depth.
         assert!(nakamoto(0.3, 10) < rosenfeld(0.3, 10) && nakamoto(0.1, 6) < rosenfeld(0.1, 6));
+        // Grunspan and Pérez-Marco's closed form is the same function.
+        for q in [0.1, 0.2, 0.3, 0.4] {
+            for n in [0, 1, 2, 4, 6, 10] {
+                let (g, r) = (grunspan_perez_marco(q, n), rosenfeld(q, n));
+                assert!((g - r).abs() <= 1e-7 * r + 1e-13, "q={q} n={n}: {g} vs {r}");
+            }
+        }
         // Known values from Rosenfeld's table: q = 10 %, 6 blocks: 0.0006 (0.059 %).
         assert!((rosenfeld(0.1, 6) - 0.000_592).abs() < 5e-6, "{}", rosenfeld(0.1, 6));
     }

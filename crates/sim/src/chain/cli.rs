@@ -56,7 +56,7 @@ struct PowArgs {
     /// Measure an attack instead of running seeds: the markdown tables of docs/pow.md.
     #[arg(long, value_parser = ["double-spend", "selfish", "stale", "all"])]
     attack: Option<String>,
-    /// With `--attack`: small samples (about a minute), to check the machinery.
+    /// With `--attack`: small samples (seconds), to check the machinery.
     #[arg(long, requires = "attack")]
     quick: bool,
     /// With `--attack double-spend`: trials per cell (default 10,000, or 4,000 with pre-mining;

@@ -58,7 +58,7 @@ pub const STALE_MINERS: usize = 10;
 /// How much to measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Plan {
-    /// Small samples, to check the machinery (about a minute).
+    /// Small samples, to check the machinery (seconds).
     pub quick: bool,
     /// Worker threads.
     pub threads: usize,

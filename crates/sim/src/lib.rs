@@ -32,6 +32,7 @@
 //! ```
 
 mod algorithm;
+pub mod chain;
 mod checker;
 mod disk;
 mod error;

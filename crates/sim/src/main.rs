@@ -6,6 +6,7 @@
 //! ballot-sim --algo multipaxos --seeds 300
 //! ballot-sim --algo synod --seed 42 --nodes 5 --trace
 //! ballot-sim --algo raft --seed 1234 --nodes 5 --trace
+//! ballot-sim --algo pow --seeds 300   # the chain simulator: see `ballot_sim::chain::cli`
 //! ```
 
 use std::io::Write as _;
@@ -23,7 +24,8 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "ballot-sim", version, about)]
 struct Args {
-    /// The algorithm to simulate: raft, multipaxos or synod.
+    /// The algorithm to simulate: raft, multipaxos or synod (`--algo pow` runs the chain
+    /// simulator, with its own flags: `--algo pow --help`).
     #[arg(long, default_value = "raft", value_parser = |s: &str| s.parse::<SimAlgorithm>())]
     algo: SimAlgorithm,
     /// The service the nodes host (the real state machines): kv, config or election.
@@ -56,6 +58,9 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    if ballot_sim::chain::cli::is_pow(std::env::args_os()) {
+        std::process::exit(ballot_sim::chain::cli::main(std::env::args_os()));
+    }
     let args = Args::parse();
     if args.trace {
         tracing_subscriber::fmt()

@@ -88,9 +88,11 @@ pub struct Pbft {
     pub(crate) role: Role,
     pub(crate) view_changes: BTreeMap<u64, BTreeMap<NodeId, Signed<ViewChange>>>,
     pub(crate) vc_deadline: Option<Instant>,
-    /// View changes in a row without executing a request: the NEW-VIEW timer is
-    /// `request_timeout * 2^backoff`.
+    /// View changes in a row without executing a request, less one: the NEW-VIEW timer
+    /// is `request_timeout * 2^backoff`.
     pub(crate) backoff: u32,
+    /// A view change started since the last execution.
+    pub(crate) changed_since_exec: bool,
 
     // Log.
     pub(crate) stable: StableCheckpoint,
@@ -192,6 +194,7 @@ impl Pbft {
             view_changes: BTreeMap::new(),
             vc_deadline: None,
             backoff: 0,
+            changed_since_exec: false,
             exec_seq: hs.stable.seq,
             exec_index: hs.stable.index,
             next_seq: hs.stable.seq + 1,
@@ -692,6 +695,7 @@ impl Pbft {
         }
         self.exec_seq = seq;
         self.backoff = 0;
+        self.changed_since_exec = false;
         // The timer restarts while other requests still wait.
         self.vc_deadline = None;
         self.arm_request_timer();
@@ -883,9 +887,6 @@ impl Protocol for Pbft {
         self.flush_due = true;
         if self.vc_deadline.is_some_and(|d| now >= d) {
             self.vc_deadline = None;
-            if !self.active {
-                self.backoff = self.backoff.saturating_add(1);
-            }
             self.start_view_change(self.view + 1);
         }
         if now >= self.tick_at {

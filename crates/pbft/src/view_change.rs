@@ -20,6 +20,10 @@ impl Pbft {
         if target == self.view && !self.active {
             return;
         }
+        if self.changed_since_exec {
+            self.backoff = self.backoff.saturating_add(1);
+        }
+        self.changed_since_exec = true;
         self.view = target;
         self.active = false;
         self.new_view = None;
@@ -293,6 +297,7 @@ impl Pbft {
                 .slots
                 .range(self.exec_seq + 1..)
                 .filter_map(|(_, s)| s.pre_prepare.as_ref())
+                .filter(|pp| pp.body.view == view)
                 .filter_map(|pp| self.batches.get(&pp.body.digest))
                 .flat_map(|b| b.iter().map(Item::digest))
                 .collect();

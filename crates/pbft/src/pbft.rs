@@ -121,6 +121,9 @@ pub struct Pbft {
     /// Primary: requests in a PRE-PREPARE of this view, not executed yet.
     pub(crate) assigned: HashSet<Digest>,
     pub(crate) proposals: HashMap<Digest, VecDeque<ProposalId>>,
+    /// Recently executed requests (since the previous stable checkpoint): a relayed
+    /// copy of one is not ordered again.
+    pub(crate) executed: HashMap<Digest, u64>,
     pub(crate) reads: HashMap<u64, ReadId>,
     pub(crate) next_nonce: u64,
 
@@ -131,6 +134,7 @@ pub struct Pbft {
     pub(crate) claims: BTreeMap<u64, BTreeMap<Digest, (BTreeSet<NodeId>, Vec<Item>)>>,
 
     pub(crate) rejected: u64,
+    pub(crate) rejections: BTreeMap<&'static str, u64>,
     pub(crate) last_error: Option<PbftError>,
 }
 
@@ -210,6 +214,7 @@ impl Pbft {
             queue: VecDeque::new(),
             assigned: HashSet::new(),
             proposals: HashMap::new(),
+            executed: HashMap::new(),
             reads: HashMap::new(),
             next_nonce: 0,
             tick_at: now + config.status_interval,
@@ -223,6 +228,7 @@ impl Pbft {
             crypto,
             cfg: config,
             rejected: 0,
+            rejections: BTreeMap::new(),
             last_error: None,
         };
         for e in recovered.entries {
@@ -332,6 +338,12 @@ impl Pbft {
         self.rejected
     }
 
+    /// How many messages were rejected, by reason (for metrics and tests).
+    #[must_use]
+    pub fn rejections(&self) -> &BTreeMap<&'static str, u64> {
+        &self.rejections
+    }
+
     /// Why the last message was rejected.
     #[must_use]
     pub fn last_error(&self) -> Option<&PbftError> {
@@ -362,6 +374,7 @@ impl Pbft {
 
     pub(crate) fn reject(&mut self, from: NodeId, reason: &'static str) {
         self.rejected += 1;
+        *self.rejections.entry(reason).or_default() += 1;
         self.last_error = Some(PbftError::Rejected { from, reason });
     }
 
@@ -675,6 +688,7 @@ impl Pbft {
             let d = item.digest();
             self.pending.remove(&d);
             self.assigned.remove(&d);
+            self.executed.insert(d, seq);
             match item {
                 Item::Request(command) => {
                     let proposal = self.proposals.get_mut(&d).and_then(VecDeque::pop_front);
@@ -777,6 +791,8 @@ impl Pbft {
     /// and advances the water marks.
     pub(crate) fn set_stable(&mut self, cert: StableCheckpoint, state: Bytes) {
         let seq = cert.seq;
+        let previous = self.stable.seq;
+        self.executed.retain(|_, s| *s > previous);
         self.slots = self.slots.split_off(&(seq + 1));
         self.own_checkpoints = self.own_checkpoints.split_off(&(seq + 1));
         self.checkpoint_votes = self.checkpoint_votes.split_off(&(seq + 1));
@@ -822,6 +838,9 @@ impl Pbft {
             Message::Request(item) => {
                 if !self.item_authentic(&item) {
                     return self.reject(from, "relayed request without a valid client signature");
+                }
+                if self.executed.contains_key(&item.digest()) {
+                    return;
                 }
                 self.add_request(item, false);
             }

@@ -337,7 +337,7 @@ impl Cluster {
             let mut seen = BTreeSet::new();
             for (_, c) in la {
                 if let Some(c) = c {
-                    assert!(seen.insert(c.clone()), "{a} executed a command twice");
+                    assert!(seen.insert(c.clone()), "{a} executed a command twice: {:?}\n{}", self.nodes.iter().map(|n| n.service.log.iter().map(|(i, c)| (*i, c.as_ref().map(|c| String::from_utf8_lossy(&c[8..c.len() - 32]).into_owned()))).collect::<Vec<_>>()).collect::<Vec<_>>(), self.describe());
                 }
             }
             for &b in &honest {

@@ -19,6 +19,9 @@ use crate::message::{
 };
 use crate::{Config, PbftError};
 
+/// How many executed requests a replica remembers to refuse relayed duplicates.
+const EXECUTED_MEMORY: usize = 65_536;
+
 /// The outputs of a [`Pbft`] replica.
 pub type PbftOutput = Output<Message, Entry, HardState>;
 
@@ -121,9 +124,10 @@ pub struct Pbft {
     /// Primary: requests in a PRE-PREPARE of this view, not executed yet.
     pub(crate) assigned: HashSet<Digest>,
     pub(crate) proposals: HashMap<Digest, VecDeque<ProposalId>>,
-    /// Recently executed requests (since the previous stable checkpoint): a relayed
-    /// copy of one is not ordered again.
-    pub(crate) executed: HashMap<Digest, u64>,
+    /// Recently executed requests, oldest first: a relayed copy of one is not ordered
+    /// again (a lagging backup relays what its clients retry).
+    pub(crate) executed: HashSet<Digest>,
+    pub(crate) executed_order: VecDeque<Digest>,
     pub(crate) reads: HashMap<u64, ReadId>,
     pub(crate) next_nonce: u64,
 
@@ -214,7 +218,8 @@ impl Pbft {
             queue: VecDeque::new(),
             assigned: HashSet::new(),
             proposals: HashMap::new(),
-            executed: HashMap::new(),
+            executed: HashSet::new(),
+            executed_order: VecDeque::new(),
             reads: HashMap::new(),
             next_nonce: 0,
             tick_at: now + config.status_interval,
@@ -256,6 +261,9 @@ impl Pbft {
         }
         p.report_role();
         p.execute_committed();
+        if p.active && p.is_primary() {
+            p.recompute_assigned();
+        }
         if !p.active {
             // Restarted between views: ask again (the same durable certificates).
             p.send_view_change();
@@ -453,9 +461,12 @@ impl Pbft {
         self.cfg.request_timeout
     }
 
-    /// Arms the request timer if a backup waits for a request and none is armed.
+    /// Arms the request timer if this replica waits for a request and none is armed.
+    /// The primary runs it too: a primary that cannot get its own batches committed
+    /// (its view lost the replicas it needs) asks for a view change like its backups;
+    /// alone it changes nothing, with f others it unblocks the cluster.
     pub(crate) fn arm_request_timer(&mut self) {
-        if self.active && !self.is_primary() && !self.pending.is_empty() && self.vc_deadline.is_none() {
+        if self.active && !self.pending.is_empty() && self.vc_deadline.is_none() {
             self.vc_deadline = Some(self.now + self.request_timeout());
         }
     }
@@ -494,7 +505,12 @@ impl Pbft {
     /// Primary: pre-prepares queued requests in batches, within the water marks and the
     /// in-flight limit.
     pub(crate) fn send_batches(&mut self) {
-        if !self.active || !self.is_primary() {
+        if !self.active || !self.is_primary() || self.queue.is_empty() {
+            return;
+        }
+        // Until every batch a NEW-VIEW carried over is known, its requests cannot be
+        // told apart from new ones: wait, rather than order them twice.
+        if self.missing_batches().next().is_some() {
             return;
         }
         while !self.queue.is_empty()
@@ -533,6 +549,15 @@ impl Pbft {
             self.broadcast(&Message::PrePrepare { pre_prepare: pp, batch }, true);
             self.check_prepared(seq);
         }
+    }
+
+    /// Digests of batches this replica needs (pre-prepared in its view, or committed)
+    /// and does not have.
+    pub(crate) fn missing_batches(&self) -> impl Iterator<Item = Digest> + '_ {
+        self.slots.range(self.exec_seq + 1..).filter_map(|(_, s)| {
+            let d = s.committed.or(s.pre_prepare.as_ref().filter(|p| p.body.view == self.view).map(|p| p.body.digest))?;
+            (!self.batches.contains_key(&d)).then_some(d)
+        })
     }
 
     // ---- Normal case. ----
@@ -688,7 +713,7 @@ impl Pbft {
             let d = item.digest();
             self.pending.remove(&d);
             self.assigned.remove(&d);
-            self.executed.insert(d, seq);
+            self.remember_executed(d);
             match item {
                 Item::Request(command) => {
                     let proposal = self.proposals.get_mut(&d).and_then(VecDeque::pop_front);
@@ -718,6 +743,18 @@ impl Pbft {
             self.out.push(Output::Apply(Apply::Checkpoint { index: self.exec_index }));
         }
         self.send_batches();
+    }
+
+    /// Remembers that request `d` executed (a bounded memory, oldest forgotten first).
+    pub(crate) fn remember_executed(&mut self, d: Digest) {
+        if self.executed.insert(d) {
+            self.executed_order.push_back(d);
+            if self.executed_order.len() > EXECUTED_MEMORY
+                && let Some(old) = self.executed_order.pop_front()
+            {
+                self.executed.remove(&old);
+            }
+        }
     }
 
     // ---- Checkpoints. ----
@@ -791,8 +828,6 @@ impl Pbft {
     /// and advances the water marks.
     pub(crate) fn set_stable(&mut self, cert: StableCheckpoint, state: Bytes) {
         let seq = cert.seq;
-        let previous = self.stable.seq;
-        self.executed.retain(|_, s| *s > previous);
         self.slots = self.slots.split_off(&(seq + 1));
         self.own_checkpoints = self.own_checkpoints.split_off(&(seq + 1));
         self.checkpoint_votes = self.checkpoint_votes.split_off(&(seq + 1));
@@ -839,7 +874,7 @@ impl Pbft {
                 if !self.item_authentic(&item) {
                     return self.reject(from, "relayed request without a valid client signature");
                 }
-                if self.executed.contains_key(&item.digest()) {
+                if self.executed.contains(&item.digest()) {
                     return;
                 }
                 self.add_request(item, false);

@@ -41,6 +41,10 @@ impl Pbft {
             self.broadcast(&v, false);
         }
         self.catch_up();
+        let missing: Vec<Digest> = self.missing_batches().collect();
+        for digest in missing {
+            self.broadcast(&Message::FetchBatch { digest }, false);
+        }
         self.exec_at_tick = self.exec_seq;
     }
 
@@ -102,6 +106,13 @@ impl Pbft {
 
     pub(crate) fn on_status(&mut self, from: NodeId, view: u64, changing: bool, stable: u64, executed: u64) {
         self.peers.insert(from, (stable, executed));
+        // Behind our stable checkpoint: its proof (signed, so relayable) lets the peer
+        // make it stable too, or target it for a state transfer.
+        if stable < self.stable.seq {
+            for c in self.stable.proof.clone() {
+                self.send(from, Message::Checkpoint(c));
+            }
+        }
         if self.active && (view < self.view || (view == self.view && changing)) {
             if let Some(nv) = self.new_view.clone() {
                 self.send(from, Message::NewView(nv));
@@ -116,8 +127,13 @@ impl Pbft {
     }
 
     pub(crate) fn on_batch(&mut self, from: NodeId, batch: Vec<Item>) {
-        if self.store_batch(batch).is_none() {
+        let Some(digest) = self.store_batch(batch) else {
             return self.reject(from, "unrequested or invalid batch");
+        };
+        if self.active && self.is_primary() {
+            // Carried over by a NEW-VIEW: its requests are ordered already.
+            let items: Vec<_> = self.batches.get(&digest).map(|b| b.iter().map(Item::digest).collect()).unwrap_or_default();
+            self.assigned.extend(items);
         }
         let slots: Vec<u64> = self.slots.keys().copied().collect();
         for seq in slots {
@@ -154,7 +170,7 @@ impl Pbft {
     /// A peer claims `batch` committed at `seq`: with f+1 matching claims from distinct
     /// replicas one is correct, so the batch committed.
     pub(crate) fn on_committed(&mut self, from: NodeId, seq: u64, batch: Vec<Item>) {
-        if seq <= self.exec_seq || !self.in_window(seq) || batch.len() > self.cfg.max_batch {
+        if seq <= self.exec_seq || seq > self.exec_seq + self.cfg.log_window || batch.len() > self.cfg.max_batch {
             return;
         }
         if self.slots.get(&seq).is_some_and(|s| s.committed.is_some()) {
@@ -205,22 +221,44 @@ impl Pbft {
             data: state.clone(),
         };
         self.out.push(Output::Apply(Apply::Restore(Box::new(snapshot))));
+        // Batches this replica saw decided (committed, or pre-prepared in this view) at
+        // sequence numbers the state covers executed inside it.
+        let view = self.view;
+        let covered: Vec<Digest> = self
+            .slots
+            .range(self.exec_seq + 1..=checkpoint.seq)
+            .filter_map(|(_, s)| {
+                s.committed.or(s.pre_prepare.as_ref().filter(|p| p.body.view == view).map(|p| p.body.digest))
+            })
+            .filter_map(|d| self.batches.get(&d))
+            .flat_map(|b| b.iter().map(Item::digest))
+            .collect();
+        for d in covered {
+            self.remember_executed(d);
+        }
         self.exec_seq = checkpoint.seq;
         self.exec_index = checkpoint.index;
-        // Requests that waited were most likely executed inside the transferred state;
-        // clients retry the others (their sessions make retries safe).
-        self.pending.clear();
-        self.queue.clear();
-        self.assigned.clear();
         self.checkpoint_at.clear();
         self.vc_deadline = None;
+        self.set_stable(checkpoint, state);
+        // Requests still in the log above the state stay where they are; the others that
+        // waited were most likely executed inside the transferred state: clients retry
+        // those (their sessions make a retry safe).
+        self.recompute_assigned();
+        let assigned = std::mem::take(&mut self.assigned);
+        self.pending.retain(|d, _| assigned.contains(d));
+        self.queue.retain(|d| assigned.contains(d));
+        self.assigned = assigned;
+        if !self.is_primary() {
+            self.assigned.clear();
+        }
+        self.arm_request_timer();
         // Ordered reads whose barriers may be inside the state: the client retries.
         let reads: Vec<_> = self.reads.drain().collect();
         for (_, id) in reads {
             let error = ProposeError::Unavailable("state transfer replaced the state this read waited on".into());
             self.out.push(Output::ReadFailed { id, error });
         }
-        self.set_stable(checkpoint, state);
         self.execute_committed();
     }
 }

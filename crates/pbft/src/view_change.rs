@@ -293,14 +293,7 @@ impl Pbft {
         self.report_role();
         if self.is_primary() {
             self.next_seq = max_s.max(self.exec_seq) + 1;
-            self.assigned = self
-                .slots
-                .range(self.exec_seq + 1..)
-                .filter_map(|(_, s)| s.pre_prepare.as_ref())
-                .filter(|pp| pp.body.view == view)
-                .filter_map(|pp| self.batches.get(&pp.body.digest))
-                .flat_map(|b| b.iter().map(Item::digest))
-                .collect();
+            self.recompute_assigned();
             self.queue = self.pending.keys().filter(|d| !self.assigned.contains(*d)).copied().collect();
         } else {
             let primary = self.primary_of(view);
@@ -315,6 +308,21 @@ impl Pbft {
             self.check_prepared(seq);
         }
         self.execute_committed();
+    }
+
+    /// Requests already decided, or pre-prepared in this view (carried over by O, or
+    /// before a restart), are not ordered again.
+    pub(crate) fn recompute_assigned(&mut self) {
+        let view = self.view;
+        self.assigned = self
+            .slots
+            .range(self.exec_seq + 1..)
+            .filter_map(|(_, s)| {
+                s.committed.or(s.pre_prepare.as_ref().filter(|pp| pp.body.view == view).map(|pp| pp.body.digest))
+            })
+            .filter_map(|d| self.batches.get(&d))
+            .flat_map(|b| b.iter().map(Item::digest))
+            .collect();
     }
 
     /// A backup re-sends PREPARE for an O-set entry it already committed, so the others

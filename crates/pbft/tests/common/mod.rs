@@ -60,6 +60,15 @@ pub struct Cluster {
     pub record: bool,
     next_proposal: u64,
     pub client_seq: u64,
+    /// Random loss, duplication and reordering until `until`.
+    pub chaos: Option<Chaos>,
+}
+
+pub struct Chaos {
+    pub rng: ballot_core::SeededRng,
+    pub drop: f64,
+    pub dup: f64,
+    pub until: Instant,
 }
 
 pub fn crypto(id: NodeId) -> Crypto {
@@ -100,6 +109,7 @@ impl Cluster {
             record: false,
             next_proposal: 0,
             client_seq: 0,
+            chaos: None,
         };
         for i in 1..=n {
             let id = NodeId(i);
@@ -249,7 +259,23 @@ impl Cluster {
     /// One step: drain, then deliver one message, or else advance time to the next timer.
     pub fn step(&mut self) {
         self.drain();
-        if let Some((from, to, m)) = self.wire.pop_front() {
+        let mut pick = None;
+        if let Some(ch) = self.chaos.as_mut()
+            && self.now < ch.until
+            && !self.wire.is_empty()
+        {
+            let i = ch.rng.gen_range(0..self.wire.len().min(8) as u64) as usize;
+            if ch.rng.gen_bool(ch.drop) {
+                self.wire.remove(i);
+                return;
+            }
+            if ch.rng.gen_bool(ch.dup) {
+                let copy = self.wire[i].clone();
+                self.wire.push_back(copy);
+            }
+            pick = self.wire.remove(i);
+        }
+        if let Some((from, to, m)) = pick.or_else(|| self.wire.pop_front()) {
             let now = self.now;
             if let Some(f) = self.filter.as_mut()
                 && f(now, from, to, &m)

@@ -461,12 +461,9 @@ impl Pbft {
         self.cfg.request_timeout
     }
 
-    /// Arms the request timer if this replica waits for a request and none is armed.
-    /// The primary runs it too: a primary that cannot get its own batches committed
-    /// (its view lost the replicas it needs) asks for a view change like its backups;
-    /// alone it changes nothing, with f others it unblocks the cluster.
+    /// Arms the request timer if a backup waits for a request and none is armed.
     pub(crate) fn arm_request_timer(&mut self) {
-        if self.active && !self.pending.is_empty() && self.vc_deadline.is_none() {
+        if self.active && !self.is_primary() && !self.pending.is_empty() && self.vc_deadline.is_none() {
             self.vc_deadline = Some(self.now + self.request_timeout());
         }
     }

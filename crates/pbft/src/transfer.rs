@@ -27,6 +27,18 @@ impl Pbft {
             if let Some(vc) = self.view_changes.get(&self.view).and_then(|m| m.get(&self.id_())).cloned() {
                 self.broadcast(&Message::ViewChange(vc), true);
             }
+            // The COMMITs of the view it left, for replicas still in that view that
+            // missed them (true statements: it prepared these before leaving).
+            let commits: Vec<Message> = self
+                .slots
+                .range(self.exec_seq + 1..)
+                .filter_map(|(&seq, s)| s.cert.as_ref().map(|c| (seq, c)))
+                .filter(|(_, c)| c.view() + 1 == self.view)
+                .map(|(seq, c)| Message::Commit { view: c.view(), seq, digest: c.digest() })
+                .collect();
+            for m in commits {
+                self.broadcast(&m, false);
+            }
         } else {
             self.retransmit();
         }

@@ -357,6 +357,7 @@ impl Cluster {
     /// Safety: the executed logs of honest replicas are prefixes of one another, and each
     /// command executed once per replica.
     pub fn check_safety(&self) {
+        self.check_agreement();
         let honest = self.honest();
         for &a in &honest {
             let la = &self.nodes[a as usize - 1].service.log;
@@ -368,6 +369,24 @@ impl Cluster {
             }
             for &b in &honest {
                 let lb = &self.nodes[b as usize - 1].service.log;
+                let common = la.len().min(lb.len());
+                assert_eq!(la[..common], lb[..common], "replicas {a} and {b} executed different logs");
+            }
+        }
+    }
+
+    /// Agreement only: honest replicas executed the same thing at every index both
+    /// reached (a command retried after it executed may execute again, as in PBFT).
+    pub fn check_agreement(&self) {
+        let honest = self.honest();
+        for &a in &honest {
+            for (i, c) in &self.nodes[a as usize - 1].service.log {
+                if let Some(c) = c {
+                    assert!(ballot_pbft::RequestAuth::verify(&HashRequestAuth, c), "{a} executed an unsigned request at {i}");
+                }
+            }
+            for &b in &honest {
+                let (la, lb) = (&self.nodes[a as usize - 1].service.log, &self.nodes[b as usize - 1].service.log);
                 let common = la.len().min(lb.len());
                 assert_eq!(la[..common], lb[..common], "replicas {a} and {b} executed different logs");
             }

@@ -52,6 +52,7 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     pub members: Membership,
     pub cfg: Box<dyn Fn(NodeId) -> Config>,
+    pub crypto: Box<dyn Fn(NodeId) -> Crypto>,
     pub now: Instant,
     pub wire: VecDeque<(NodeId, NodeId, Message)>,
     pub filter: Option<Filter>,
@@ -97,11 +98,20 @@ impl Cluster {
     }
 
     pub fn with_config(n: u64, cfg: impl Fn(NodeId) -> Config + 'static) -> Self {
+        Self::with_crypto(n, cfg, crypto)
+    }
+
+    pub fn with_crypto(
+        n: u64,
+        cfg: impl Fn(NodeId) -> Config + 'static,
+        crypto: impl Fn(NodeId) -> Crypto + 'static,
+    ) -> Self {
         let members = Membership::new((1..=n).map(NodeId));
         let mut c = Cluster {
             nodes: Vec::new(),
             members,
             cfg: Box::new(cfg),
+            crypto: Box::new(crypto),
             now: Instant::ZERO,
             wire: VecDeque::new(),
             filter: None,
@@ -113,7 +123,9 @@ impl Cluster {
         };
         for i in 1..=n {
             let id = NodeId(i);
-            let pbft = Pbft::new((c.cfg)(id), c.members.clone(), Default::default(), crypto(id), c.now).expect("new");
+            let keys = (c.crypto)(id);
+            let forge = Forge::new(id, keys.signer.clone());
+            let pbft = Pbft::new((c.cfg)(id), c.members.clone(), Default::default(), keys, c.now).expect("new");
             c.nodes.push(Node {
                 id,
                 pbft: Some(pbft),
@@ -122,7 +134,7 @@ impl Cluster {
                 reads: Vec::new(),
                 restores: 0,
                 liar: None,
-                forge: Forge::new(id, Arc::new(HashSigner(id))),
+                forge,
             });
         }
         c
@@ -177,7 +189,7 @@ impl Cluster {
     pub fn restart_from(&mut self, id: u64, store: Store) {
         let nid = NodeId(id);
         let recovered = store.clone().recover().expect("recover");
-        let pbft = Pbft::new((self.cfg)(nid), self.members.clone(), recovered, crypto(nid), self.now).expect("restart");
+        let pbft = Pbft::new((self.cfg)(nid), self.members.clone(), recovered, (self.crypto)(nid), self.now).expect("restart");
         let node = &mut self.nodes[id as usize - 1];
         node.store = store;
         node.service = Service::default();

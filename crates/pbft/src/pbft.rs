@@ -44,6 +44,9 @@ pub(crate) struct Slot {
     pub since: Instant,
 }
 
+/// Replicas that claim a batch committed at a sequence number, and the batch.
+pub(crate) type Claim = (BTreeSet<NodeId>, Vec<Item>);
+
 /// A request waiting to execute.
 #[derive(Clone, Debug)]
 pub(crate) struct Pending {
@@ -135,7 +138,7 @@ pub struct Pbft {
     pub(crate) tick_at: Instant,
     pub(crate) peers: BTreeMap<NodeId, (u64, u64)>,
     pub(crate) exec_at_tick: u64,
-    pub(crate) claims: BTreeMap<u64, BTreeMap<Digest, (BTreeSet<NodeId>, Vec<Item>)>>,
+    pub(crate) claims: BTreeMap<u64, BTreeMap<Digest, Claim>>,
 
     pub(crate) rejected: u64,
     pub(crate) rejections: BTreeMap<&'static str, u64>,
@@ -188,7 +191,9 @@ impl Pbft {
         if let Some(s) = &recovered.snapshot
             && state_digest(&s.data) != hs.stable.digest
         {
-            return Err(PbftError::CorruptRecovery("the snapshot does not match the stable checkpoint's digest".into()));
+            return Err(PbftError::CorruptRecovery(
+                "the snapshot does not match the stable checkpoint's digest".into(),
+            ));
         }
         let mut p = Pbft {
             out: Outbox::new(config.id),
@@ -243,7 +248,10 @@ impl Pbft {
             if let Some(b) = e.batch {
                 let d = batch_digest(&b);
                 if e.committed.is_some_and(|c| c != d) {
-                    return Err(PbftError::CorruptRecovery(format!("the batch stored at {} is not the committed one", e.seq)));
+                    return Err(PbftError::CorruptRecovery(format!(
+                        "the batch stored at {} is not the committed one",
+                        e.seq
+                    )));
                 }
                 p.batches.insert(d, b);
             }
@@ -552,7 +560,8 @@ impl Pbft {
     /// and does not have.
     pub(crate) fn missing_batches(&self) -> impl Iterator<Item = Digest> + '_ {
         self.slots.range(self.exec_seq + 1..).filter_map(|(_, s)| {
-            let d = s.committed.or(s.pre_prepare.as_ref().filter(|p| p.body.view == self.view).map(|p| p.body.digest))?;
+            let d =
+                s.committed.or(s.pre_prepare.as_ref().filter(|p| p.body.view == self.view).map(|p| p.body.digest))?;
             (!self.batches.contains_key(&d)).then_some(d)
         })
     }
@@ -735,7 +744,7 @@ impl Pbft {
         // The timer restarts while other requests still wait.
         self.vc_deadline = None;
         self.arm_request_timer();
-        if seq % self.cfg.checkpoint_interval == 0 {
+        if seq.is_multiple_of(self.cfg.checkpoint_interval) {
             self.checkpoint_at.insert(self.exec_index, seq);
             self.out.push(Output::Apply(Apply::Checkpoint { index: self.exec_index }));
         }
@@ -836,7 +845,11 @@ impl Pbft {
             .slots
             .values()
             .flat_map(|s| {
-                s.pre_prepare.iter().map(|p| p.body.digest).chain(s.committed).chain(s.cert.iter().map(PreparedCert::digest))
+                s.pre_prepare
+                    .iter()
+                    .map(|p| p.body.digest)
+                    .chain(s.committed)
+                    .chain(s.cert.iter().map(PreparedCert::digest))
             })
             .collect();
         self.batches.retain(|d, _| live.contains(d));
@@ -882,7 +895,9 @@ impl Pbft {
             Message::Checkpoint(c) => self.on_checkpoint(from, c),
             Message::ViewChange(vc) => self.on_view_change(from, vc),
             Message::NewView(nv) => self.on_new_view(from, nv),
-            Message::Status { view, changing, stable, executed } => self.on_status(from, view, changing, stable, executed),
+            Message::Status { view, changing, stable, executed } => {
+                self.on_status(from, view, changing, stable, executed)
+            }
             Message::FetchBatch { digest } => self.on_fetch_batch(from, digest),
             Message::Batch { batch } => self.on_batch(from, batch),
             Message::FetchCommitted { from: lo, to } => self.on_fetch_committed(from, lo, to),

@@ -125,10 +125,11 @@ impl Pbft {
                 self.send(from, Message::Checkpoint(c));
             }
         }
-        if self.active && (view < self.view || (view == self.view && changing)) {
-            if let Some(nv) = self.new_view.clone() {
-                self.send(from, Message::NewView(nv));
-            }
+        if self.active
+            && (view < self.view || (view == self.view && changing))
+            && let Some(nv) = self.new_view.clone()
+        {
+            self.send(from, Message::NewView(nv));
         }
     }
 
@@ -144,7 +145,8 @@ impl Pbft {
         };
         if self.active && self.is_primary() {
             // Carried over by a NEW-VIEW: its requests are ordered already.
-            let items: Vec<_> = self.batches.get(&digest).map(|b| b.iter().map(Item::digest).collect()).unwrap_or_default();
+            let items: Vec<_> =
+                self.batches.get(&digest).map(|b| b.iter().map(Item::digest).collect()).unwrap_or_default();
             self.assigned.extend(items);
         }
         let slots: Vec<u64> = self.slots.keys().copied().collect();

@@ -339,9 +339,10 @@ impl Pbft {
     /// Checks a batch received for a digest this replica needs.
     pub(crate) fn store_batch(&mut self, batch: Vec<Item>) -> Option<Digest> {
         let digest = batch_digest(&batch);
-        let needed = self.slots.values().any(|s| {
-            s.committed == Some(digest) || s.pre_prepare.as_ref().is_some_and(|p| p.body.digest == digest)
-        });
+        let needed = self
+            .slots
+            .values()
+            .any(|s| s.committed == Some(digest) || s.pre_prepare.as_ref().is_some_and(|p| p.body.digest == digest));
         if !needed || self.batches.contains_key(&digest) || batch.len() > self.cfg.max_batch {
             return None;
         }

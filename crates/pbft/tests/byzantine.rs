@@ -82,7 +82,11 @@ fn forged_senders_and_signatures_are_rejected() {
         let p = c.node_mut(to);
         let before = p.rejected();
         // A PREPARE that names n2 as its signer, signed with n4's key, over n4's channel.
-        p.handle_message(now, NodeId(4), Message::Prepare(liar.impersonate(NodeId(2), Prepare { view, seq: 5, digest: bogus() })));
+        p.handle_message(
+            now,
+            NodeId(4),
+            Message::Prepare(liar.impersonate(NodeId(2), Prepare { view, seq: 5, digest: bogus() })),
+        );
         // A PRE-PREPARE "from the primary" sent by n4.
         p.handle_message(now, NodeId(4), liar.pre_prepare(view, 5, Vec::new()));
         // VIEW-CHANGEs for view 7 in the names of the three others: if believed, f+1 of
@@ -169,9 +173,8 @@ fn new_view_with_a_wrong_o_set_is_rejected_and_its_primary_replaced() {
     c.await_all(&cmds, 5 * SEC, "commands in view 0");
     // Cut the honest primary n1 off for a while (a network fault): the backups change
     // view, and n2's NEW-VIEW is wrong.
-    c.filter = Some(Box::new(|now, from, to, _| {
-        (from == NodeId(1) || to == NodeId(1)) && now < Instant::from_millis(8_000)
-    }));
+    c.filter =
+        Some(Box::new(|now, from, to, _| (from == NodeId(1) || to == NodeId(1)) && now < Instant::from_millis(8_000)));
     let more = workload(&mut c, 3, "v");
     c.await_all(&more, 30 * SEC, "commands after the bad NEW-VIEW");
     for id in [3, 4] {

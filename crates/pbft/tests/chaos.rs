@@ -42,7 +42,10 @@ fn liar(kind: u64) -> (&'static str, Rewrite) {
                     vec![(to, Message::ViewChange(v)), (to, higher)]
                 }
                 Message::Commit { view, seq, digest } => {
-                    vec![(to, Message::Commit { view, seq, digest }), (to, Forge::commit(view.saturating_sub(1), seq, digest))]
+                    vec![
+                        (to, Message::Commit { view, seq, digest }),
+                        (to, Forge::commit(view.saturating_sub(1), seq, digest)),
+                    ]
                 }
                 other => vec![(to, other)],
             }),
@@ -63,10 +66,22 @@ fn run(seed: u64) {
                     "{now:?} {from}->{to} PP v{} n{} {:?}",
                     pre_prepare.body.view,
                     pre_prepare.body.seq,
-                    batch.iter().map(|i| match i { Item::Request(b) => String::from_utf8_lossy(&b[8..b.len() - 32]).into_owned(), _ => "barrier".into() }).collect::<Vec<_>>()
+                    batch
+                        .iter()
+                        .map(|i| match i {
+                            Item::Request(b) => String::from_utf8_lossy(&b[8..b.len() - 32]).into_owned(),
+                            _ => "barrier".into(),
+                        })
+                        .collect::<Vec<_>>()
                 ),
-                Message::NewView(nv) => eprintln!("{now:?} {from}->{to} NV v{} O {:?}", nv.body.view, nv.body.pre_prepares.iter().map(|p| (p.body.seq, p.body.digest)).collect::<Vec<_>>()),
-                Message::Request(Item::Request(b)) => eprintln!("{now:?} {from}->{to} REQ {}", String::from_utf8_lossy(&b[8..b.len() - 32])),
+                Message::NewView(nv) => eprintln!(
+                    "{now:?} {from}->{to} NV v{} O {:?}",
+                    nv.body.view,
+                    nv.body.pre_prepares.iter().map(|p| (p.body.seq, p.body.digest)).collect::<Vec<_>>()
+                ),
+                Message::Request(Item::Request(b)) => {
+                    eprintln!("{now:?} {from}->{to} REQ {}", String::from_utf8_lossy(&b[8..b.len() - 32]))
+                }
                 _ => {}
             }
             false

@@ -73,11 +73,7 @@ pub struct Chaos {
 }
 
 pub fn crypto(id: NodeId) -> Crypto {
-    Crypto {
-        signer: Arc::new(HashSigner(id)),
-        verifier: Arc::new(HashVerifier),
-        requests: Arc::new(HashRequestAuth),
-    }
+    Crypto { signer: Arc::new(HashSigner(id)), verifier: Arc::new(HashVerifier), requests: Arc::new(HashRequestAuth) }
 }
 
 /// Test settings: small checkpoints and window, quick timers.
@@ -189,7 +185,8 @@ impl Cluster {
     pub fn restart_from(&mut self, id: u64, store: Store) {
         let nid = NodeId(id);
         let recovered = store.clone().recover().expect("recover");
-        let pbft = Pbft::new((self.cfg)(nid), self.members.clone(), recovered, (self.crypto)(nid), self.now).expect("restart");
+        let pbft =
+            Pbft::new((self.cfg)(nid), self.members.clone(), recovered, (self.crypto)(nid), self.now).expect("restart");
         let node = &mut self.nodes[id as usize - 1];
         node.store = store;
         node.service = Service::default();
@@ -376,7 +373,23 @@ impl Cluster {
             let mut seen = BTreeSet::new();
             for (_, c) in la {
                 if let Some(c) = c {
-                    assert!(seen.insert(c.clone()), "{a} executed a command twice: {:?}\n{}", self.nodes.iter().map(|n| n.service.log.iter().map(|(i, c)| (*i, c.as_ref().map(|c| String::from_utf8_lossy(&c[8..c.len() - 32]).into_owned()))).collect::<Vec<_>>()).collect::<Vec<_>>(), self.describe());
+                    assert!(
+                        seen.insert(c.clone()),
+                        "{a} executed a command twice: {:?}\n{}",
+                        self.nodes
+                            .iter()
+                            .map(|n| n
+                                .service
+                                .log
+                                .iter()
+                                .map(|(i, c)| (
+                                    *i,
+                                    c.as_ref().map(|c| String::from_utf8_lossy(&c[8..c.len() - 32]).into_owned())
+                                ))
+                                .collect::<Vec<_>>())
+                            .collect::<Vec<_>>(),
+                        self.describe()
+                    );
                 }
             }
             for &b in &honest {
@@ -394,7 +407,10 @@ impl Cluster {
         for &a in &honest {
             for (i, c) in &self.nodes[a as usize - 1].service.log {
                 if let Some(c) = c {
-                    assert!(ballot_pbft::RequestAuth::verify(&HashRequestAuth, c), "{a} executed an unsigned request at {i}");
+                    assert!(
+                        ballot_pbft::RequestAuth::verify(&HashRequestAuth, c),
+                        "{a} executed an unsigned request at {i}"
+                    );
                 }
             }
             for &b in &honest {

@@ -163,11 +163,19 @@ fn restarted_backup_does_not_prepare_a_conflicting_batch() {
     // The primary equivocates to the restarted replica.
     c.node_mut(2).handle_message(now, NodeId(1), forge.pre_prepare(0, 1, vec![Item::Request(b)]));
     let mut contradicted = false;
+    let mut prepares = 0;
     while let Some(o) = c.node_mut(2).poll_output() {
-        if let Output::Send { message: Message::Prepare(p), .. } = o {
-            contradicted |= p.body.digest != kept.body.digest;
+        match o {
+            Output::Send { message: Message::Prepare(p), .. } => {
+                prepares += 1;
+                contradicted |= p.body.digest != kept.body.digest;
+            }
+            // The disk acknowledges every write, so nothing stays held back.
+            Output::Persist(b) => c.node_mut(2).persisted(now, b.id),
+            _ => {}
         }
     }
+    assert_eq!(prepares, 0, "no PREPARE at all for the second PRE-PREPARE");
     assert!(!contradicted, "a restarted replica prepared a second digest for (v, n)");
     assert!(c.node(2).rejections().contains_key("conflicting pre-prepare (equivocating primary)"));
 }

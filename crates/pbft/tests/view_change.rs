@@ -188,3 +188,34 @@ fn replicas_join_a_view_change_asked_by_f_plus_one() {
     c.run_until(5 * SEC, "view 1 active", |c| (1..=4).all(|i| c.node(i).view() >= 1 && c.node(i).is_active()));
     c.check_safety();
 }
+
+#[test]
+fn new_view_o_set_takes_the_highest_view_certificate_and_fills_gaps_with_null_requests() {
+    use ballot_pbft::byzantine::Forge;
+    use ballot_pbft::{PrePrepare, Prepare, PreparedCert, StableCheckpoint, ViewChange, null_digest, sha256};
+    let mut c = Cluster::new(4);
+    let forges: Vec<Forge> = c.nodes.iter().map(|n| n.forge.clone()).collect();
+    let f = |i: usize| forges[i - 1].clone();
+    let cert = |view: u64, seq: u64, digest| {
+        let primary = [1usize, 2, 3, 4][(view % 4) as usize];
+        let prepares = (1..=4).filter(|&i| i != primary).take(2).map(|i| f(i).sign(Prepare { view, seq, digest }));
+        PreparedCert { pre_prepare: f(primary).sign(PrePrepare { view, seq, digest }), prepares: prepares.collect() }
+    };
+    let (old, new) = (sha256(b"old"), sha256(b"new"));
+    let vc = |i: usize, prepared| f(i).sign(ViewChange { view: 2, stable: StableCheckpoint::default(), prepared });
+    let vcs = vec![vc(1, vec![cert(0, 3, old)]), vc(2, vec![cert(1, 3, new)]), vc(3, Vec::new())];
+    let o = Forge::honest_o(&vcs);
+    assert_eq!(o, vec![(1, null_digest()), (2, null_digest()), (3, new)]);
+    // Backups accept exactly this O from the primary of view 2 (n3) and nothing else.
+    let now = c.now;
+    let bad = f(3).new_view(2, vcs.clone(), &[(1, null_digest()), (2, null_digest()), (3, old)]);
+    c.node_mut(4).handle_message(now, NodeId(3), bad);
+    assert!(c.node(4).rejections().contains_key("new-view with a wrong V or O set"));
+    assert_eq!(c.node(4).view(), 3, "a provably wrong NEW-VIEW moves the backup to the next view");
+    let mut c2 = Cluster::new(4);
+    let good = f(3).new_view(2, vcs, &o);
+    c2.node_mut(4).handle_message(now, NodeId(3), good);
+    assert_eq!((c2.node(4).view(), c2.node(4).is_active()), (2, true), "{:?}", c2.node(4).rejections());
+    assert_eq!(c2.node(4).pre_prepared(3).map(|p| p.body.digest), Some(new));
+    assert_eq!(c2.node(4).pre_prepared(1).map(|p| p.body.digest), Some(null_digest()));
+}

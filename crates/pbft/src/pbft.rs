@@ -261,6 +261,9 @@ impl Pbft {
             slot.committed = e.committed;
             slot.since = now;
         }
+        if p.active {
+            p.restore_votes();
+        }
         if let Some(s) = recovered.snapshot {
             p.out.push(Output::Apply(Apply::Restore(Box::new(s))));
         }
@@ -376,6 +379,27 @@ impl Pbft {
     #[must_use]
     pub fn faults(&self) -> usize {
         self.f
+    }
+
+    /// After a restart in an active view: this replica's own PREPAREs and COMMITs of
+    /// that view, as it sent them before (its durable records say so), for
+    /// retransmission.
+    fn restore_votes(&mut self) {
+        let (view, me) = (self.view, self.cfg.id);
+        let backup = self.primary_of(view) != me;
+        let signer = self.crypto.signer.clone();
+        for (&seq, slot) in &mut self.slots {
+            let Some(pp) = slot.pre_prepare.as_ref().filter(|p| p.body.view == view) else { continue };
+            let digest = pp.body.digest;
+            if backup {
+                let prepare = Signed::sign(Prepare { view, seq, digest }, me, signer.as_ref());
+                slot.prepares.insert(me, prepare);
+            }
+            if slot.cert.as_ref().is_some_and(|c| c.view() == view && c.digest() == digest) {
+                slot.prepared = true;
+                slot.commits.insert(me, (view, digest));
+            }
+        }
     }
 
     // ---- Helpers. ----
@@ -887,7 +911,10 @@ impl Pbft {
                 if self.executed.contains(&item.digest()) {
                     return;
                 }
-                self.add_request(item, false);
+                // A backup passes a relayed request on to the primary: a request that
+                // starts its timer must also reach the one who can order it.
+                let relay = !self.is_primary();
+                self.add_request(item, relay);
             }
             Message::PrePrepare { pre_prepare, batch } => self.on_pre_prepare(from, pre_prepare, batch),
             Message::Prepare(p) => self.on_prepare(from, p),

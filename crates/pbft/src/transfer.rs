@@ -194,6 +194,10 @@ impl Pbft {
             return self.reject(from, "committed claim with an unauthentic request");
         }
         let digest = batch_digest(&batch);
+        // One claim per replica and sequence number (a liar cannot fill memory).
+        if self.claims.get(&seq).is_some_and(|c| c.values().any(|(who, _)| who.contains(&from))) {
+            return;
+        }
         let entry = self.claims.entry(seq).or_default();
         let (who, stored) = entry.entry(digest).or_insert_with(|| (Default::default(), batch));
         who.insert(from);

@@ -34,6 +34,23 @@ fn liar(kind: u64) -> (&'static str, Rewrite) {
                 other => vec![(to, other)],
             }),
         ),
+        4 => (
+            "wrong O set and forged state",
+            Box::new(|forge: &Forge, to, m| match m {
+                Message::NewView(nv) => {
+                    let mut o = Forge::honest_o(&nv.body.view_changes);
+                    let next = o.last().map_or(nv.body.view_changes[0].body.stable.seq, |x| x.0) + 1;
+                    o.push((next, sha256(b"bogus")));
+                    vec![(to, forge.new_view(nv.body.view, nv.body.view_changes, &o))]
+                }
+                Message::State { checkpoint, state } => {
+                    let mut bad = state.to_vec();
+                    bad.push(1);
+                    vec![(to, Message::State { checkpoint, state: bad.into() })]
+                }
+                other => vec![(to, other)],
+            }),
+        ),
         _ => (
             "replaying and view-change happy",
             Box::new(|forge: &Forge, to, m| match m {
@@ -91,7 +108,7 @@ fn run(seed: u64) {
     let mut what = String::new();
     if byzantine {
         let who = rng.gen_range(1..n + 1);
-        let (name, rw) = liar(rng.gen_range(0..4));
+        let (name, rw) = liar(rng.gen_range(0..5));
         what = format!("n{who} {name}");
         c.lie(who, rw);
     }
@@ -103,10 +120,14 @@ fn run(seed: u64) {
             c.submit(&cmd);
             cmds.push(cmd);
         }
-        if !byzantine && rng.gen_bool(0.03) {
+        // Crashes are faults too: with a liar, only where f = 2.
+        if (!byzantine || n == 7) && rng.gen_bool(0.03) {
             match crashed {
                 None => {
                     let id = rng.gen_range(1..n + 1);
+                    if c.nodes[id as usize - 1].liar.is_some() {
+                        continue;
+                    }
                     c.crash(id);
                     if std::env::var("PBFT_TRACE").is_ok() {
                         eprintln!("{:?} crash n{id}", c.now);

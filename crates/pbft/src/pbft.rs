@@ -1081,3 +1081,15 @@ impl Protocol for Pbft {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pbft_can_move_between_threads() {
+        fn send<T: Send>() {}
+        send::<Pbft>();
+        send::<PbftOutput>();
+    }
+}

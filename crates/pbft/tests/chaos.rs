@@ -171,7 +171,7 @@ fn run(seed: u64) {
 
 #[test]
 fn seeded_chaos_is_safe_and_live() {
-    let seeds: u64 = std::env::var("PBFT_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
+    let seeds: u64 = std::env::var("PBFT_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
     let first: u64 = std::env::var("PBFT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     for seed in first..first + seeds {
         run(seed);

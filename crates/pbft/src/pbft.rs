@@ -980,7 +980,7 @@ impl Protocol for Pbft {
         self.flush_due = true;
         if self.vc_deadline.is_some_and(|d| now >= d) {
             self.vc_deadline = None;
-            self.start_view_change(self.view + 1);
+            self.start_view_change(self.view.saturating_add(1));
         }
         if now >= self.tick_at {
             self.tick_at = now + self.cfg.status_interval;

@@ -167,6 +167,9 @@ impl Pbft {
 
     pub(crate) fn on_fetch_committed(&mut self, from: NodeId, lo: u64, to: u64) {
         let to = to.min(lo.saturating_add(FETCH_SPAN - 1));
+        if lo > to {
+            return self.reject(from, "empty fetch range");
+        }
         let mut replies = Vec::new();
         for (&seq, slot) in self.slots.range(lo..=to) {
             if seq > self.exec_seq {
@@ -242,9 +245,10 @@ impl Pbft {
         // Batches this replica saw decided (committed, or pre-prepared in this view) at
         // sequence numbers the state covers executed inside it.
         let view = self.view;
+        let from_seq = (self.exec_seq + 1).min(checkpoint.seq);
         let covered: Vec<Digest> = self
             .slots
-            .range(self.exec_seq + 1..=checkpoint.seq)
+            .range(from_seq..=checkpoint.seq)
             .filter_map(|(_, s)| {
                 s.committed.or(s.pre_prepare.as_ref().filter(|p| p.body.view == view).map(|p| p.body.digest))
             })

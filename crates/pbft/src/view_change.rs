@@ -175,7 +175,7 @@ impl Pbft {
             self.send_new_view(target);
         } else if self.vc_deadline.is_none() {
             let factor = 1u32.checked_shl(self.backoff.min(16)).unwrap_or(1 << 16);
-            self.vc_deadline = Some(self.now + self.request_timeout() * factor);
+            self.vc_deadline = Some(self.now + self.request_timeout().saturating_mul(factor));
         }
     }
 
@@ -210,10 +210,12 @@ impl Pbft {
             return self.reject(from, "new-view signature invalid");
         }
         if !self.valid_new_view(&nv.body) {
-            // Signed by the primary and wrong: it is faulty. Move on at once.
+            // Signed by the primary of the view this replica is changing to, and wrong:
+            // that primary is faulty. Move on at once. (A wrong NEW-VIEW for another view
+            // is only dropped, so that a liar cannot push replicas to views of its choice.)
             self.reject(from, "new-view with a wrong V or O set");
-            if view >= self.view {
-                self.start_view_change(view + 1);
+            if view == self.view && !self.active {
+                self.start_view_change(view.saturating_add(1));
             }
             return;
         }

@@ -230,3 +230,26 @@ fn seven_replicas_tolerate_two_liars() {
     c.await_all(&cmds, 30 * SEC, "commands with two liars of seven");
     assert!(c.node(2).view() >= 1);
 }
+
+#[test]
+fn malformed_requests_for_data_do_not_crash_a_replica() {
+    let mut c = Cluster::new(4);
+    let cmds = workload(&mut c, 3, "m");
+    c.await_all(&cmds, 5 * SEC, "commands");
+    let now = c.now;
+    for m in [
+        Message::FetchCommitted { from: 10, to: 5 },
+        Message::FetchCommitted { from: u64::MAX, to: u64::MAX },
+        Message::FetchCommitted { from: 0, to: u64::MAX },
+        Message::FetchState { seq: u64::MAX },
+        Message::FetchBatch { digest: bogus() },
+        Message::Batch { batch: Vec::new() },
+        Message::Committed { seq: u64::MAX, batch: Vec::new() },
+        Message::Status { view: u64::MAX, changing: true, stable: u64::MAX, executed: u64::MAX },
+        Message::Commit { view: 0, seq: u64::MAX, digest: bogus() },
+    ] {
+        c.node_mut(1).handle_message(now, NodeId(4), m);
+    }
+    let more = workload(&mut c, 3, "n");
+    c.await_all(&more, 5 * SEC, "progress after malformed messages");
+}

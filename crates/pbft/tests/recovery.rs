@@ -205,3 +205,18 @@ fn restarted_primary_does_not_reuse_sequence_numbers() {
     assert!(fresh.is_some());
     c.await_all(&[next], 10 * SEC, "the new request");
 }
+
+#[test]
+fn replica_whose_state_diverged_replaces_it_from_a_certified_checkpoint() {
+    let mut c = Cluster::new(4);
+    let first = workload(&mut c, 2, "p");
+    c.await_all(&first, 5 * SEC, "first commands");
+    // n4's service state silently goes bad (a disk or memory fault).
+    c.nodes[3].service.log[0].1 = Some(b"corrupted".to_vec());
+    let more = workload(&mut c, 10, "q");
+    c.run_until(10 * SEC, "n4 repaired", |c| {
+        more.iter().all(|x| c.executed_everywhere(x)) && c.nodes[3].service == c.nodes[0].service
+    });
+    assert!(c.nodes[3].restores >= 1, "repaired by a state transfer");
+    assert!(c.node(4).stable_checkpoint().seq >= 8);
+}

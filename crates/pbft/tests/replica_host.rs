@@ -116,7 +116,7 @@ fn every_replica_answers_by_session_and_reads_match() {
     let mut net = Net::new();
     assert_eq!(net.nodes[0].protocol().client_rule(), ballot_core::ClientRule::Matching { writes: 2, reads: 3 });
     for seq in 1..=5u64 {
-        net.request(seq, Some(Session { client: 7, seq }), &put(&format!("k{seq}"), "v"));
+        net.request(seq, Some(Session { client: 7 + seq, seq: 1 }), &put(&format!("k{seq}"), "v"));
         net.run_until("a write answered by all four", |n| n.answered(seq, &[0, 1, 2, 3]));
         let answers: Vec<_> = (0..4).map(|i| net.replies[&(i, RequestId(seq))].clone()).collect();
         assert!(answers.iter().all(|a| *a == answers[0] && a.is_ok()), "{answers:?}");
@@ -140,7 +140,7 @@ fn lagging_replica_service_is_restored_by_state_transfer() {
     let mut net = Net::new();
     net.cut = Some(NodeId(4));
     for seq in 1..=12u64 {
-        net.request(seq, Some(Session { client: 9, seq }), &put(&format!("a{seq}"), "x"));
+        net.request(seq, Some(Session { client: 9 + seq % 3, seq }), &put(&format!("a{seq}"), "x"));
         net.run_until("a write answered by three", |n| n.answered(seq, &[0, 1, 2]));
     }
     assert_eq!(net.nodes[3].applied(), 0);

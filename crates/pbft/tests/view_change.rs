@@ -209,8 +209,17 @@ fn new_view_o_set_takes_the_highest_view_certificate_and_fills_gaps_with_null_re
     // Backups accept exactly this O from the primary of view 2 (n3) and nothing else.
     let now = c.now;
     let bad = f(3).new_view(2, vcs.clone(), &[(1, null_digest()), (2, null_digest()), (3, old)]);
-    c.node_mut(4).handle_message(now, NodeId(3), bad);
+    // Out of the blue, a wrong NEW-VIEW is only dropped: a liar does not choose views.
+    c.node_mut(4).handle_message(now, NodeId(3), bad.clone());
     assert!(c.node(4).rejections().contains_key("new-view with a wrong V or O set"));
+    assert_eq!((c.node(4).view(), c.node(4).is_active()), (0, true));
+    // n4 joins the change to view 2 (f+1 ask), then gets the wrong NEW-VIEW: its primary
+    // is faulty, and n4 moves on to view 3 at once.
+    for (i, vc) in vcs.iter().take(2).enumerate() {
+        c.node_mut(4).handle_message(now, NodeId(i as u64 + 1), ballot_pbft::Message::ViewChange(vc.clone()));
+    }
+    assert_eq!((c.node(4).view(), c.node(4).is_active()), (2, false), "{:?}", c.node(4).rejections());
+    c.node_mut(4).handle_message(now, NodeId(3), bad);
     assert_eq!(c.node(4).view(), 3, "a provably wrong NEW-VIEW moves the backup to the next view");
     let mut c2 = Cluster::new(4);
     let good = f(3).new_view(2, vcs, &o);

@@ -253,3 +253,76 @@ fn malformed_requests_for_data_do_not_crash_a_replica() {
     let more = workload(&mut c, 3, "n");
     c.await_all(&more, 5 * SEC, "progress after malformed messages");
 }
+
+/// A liar that sends random well-typed garbage: random views, sequence numbers,
+/// digests, batches, certificates and names.
+fn garbage(rng: &mut ballot_core::SeededRng, forge: &ballot_pbft::byzantine::Forge) -> Message {
+    use ballot_pbft::byzantine::Forge;
+    use ballot_pbft::{Item, NewView};
+    let mut small = |r: &mut ballot_core::SeededRng| match r.gen_range(0..4) {
+        0 => 0,
+        1 => r.gen_range(0..20),
+        2 => u64::MAX - r.gen_range(0..3),
+        _ => r.next_u64(),
+    };
+    let v = small(rng);
+    let n = small(rng);
+    let d = if rng.gen_bool(0.5) { bogus() } else { sha256(&rng.next_u64().to_be_bytes()) };
+    let who = NodeId(rng.gen_range(0..6));
+    let batch = vec![Item::Barrier { replica: who, nonce: n }];
+    let stable = StableCheckpoint {
+        seq: n,
+        index: small(rng),
+        digest: d,
+        proof: vec![forge.impersonate(who, Checkpoint { seq: n, index: 1, digest: d })],
+    };
+    let cert = PreparedCert {
+        pre_prepare: forge.impersonate(who, PrePrepare { view: v, seq: n, digest: d }),
+        prepares: vec![forge.sign(Prepare { view: v, seq: n, digest: d })],
+    };
+    match rng.gen_range(0..14) {
+        0 => forge.pre_prepare(v, n, batch),
+        1 => forge.prepare(v, n, d),
+        2 => Forge::commit(v, n, d),
+        3 => forge.checkpoint(n, small(rng), d),
+        4 => forge.view_change(v, stable, vec![cert]),
+        5 => {
+            let vc = forge.sign(ViewChange { view: v, stable: StableCheckpoint::default(), prepared: Vec::new() });
+            Message::NewView(forge.sign(NewView { view: v, view_changes: vec![vc], pre_prepares: Vec::new() }))
+        }
+        6 => Message::Status { view: v, changing: rng.gen_bool(0.5), stable: n, executed: small(rng) },
+        7 => Message::FetchCommitted { from: n, to: small(rng) },
+        8 => Message::Committed { seq: n, batch },
+        9 => Message::FetchState { seq: n },
+        10 => Message::State { checkpoint: stable, state: bytes::Bytes::from_static(b"junk") },
+        11 => Message::Batch { batch },
+        12 => Message::FetchBatch { digest: d },
+        _ => Message::Request(Item::Barrier { replica: who, nonce: n }),
+    }
+}
+
+#[test]
+fn random_garbage_from_a_liar_breaks_nothing() {
+    for seed in 0..20 {
+        let mut c = Cluster::new(4);
+        let mut rng = ballot_core::SeededRng::new(seed);
+        let forge = c.nodes[3].forge.clone();
+        let mut cmds = Vec::new();
+        for round in 0..40 {
+            if round % 3 == 0 {
+                let cmd = c.request(&format!("z{seed}-{round}"));
+                c.submit(&cmd);
+                cmds.push(cmd);
+            }
+            let now = c.now;
+            for _ in 0..20 {
+                let to = rng.gen_range(1..4);
+                let m = garbage(&mut rng, &forge);
+                c.node_mut(to).handle_message(now, NodeId(4), m);
+            }
+            c.run_for(Duration::from_millis(20));
+            c.check_safety();
+        }
+        c.await_all(&cmds, 60 * SEC, "commands despite garbage");
+    }
+}

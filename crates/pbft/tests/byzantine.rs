@@ -259,7 +259,7 @@ fn malformed_requests_for_data_do_not_crash_a_replica() {
 fn garbage(rng: &mut ballot_core::SeededRng, forge: &ballot_pbft::byzantine::Forge) -> Message {
     use ballot_pbft::byzantine::Forge;
     use ballot_pbft::{Item, NewView};
-    let mut small = |r: &mut ballot_core::SeededRng| match r.gen_range(0..4) {
+    let small = |r: &mut ballot_core::SeededRng| match r.gen_range(0..4) {
         0 => 0,
         1 => r.gen_range(0..20),
         2 => u64::MAX - r.gen_range(0..3),

@@ -295,11 +295,7 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
     /// that applied the same log.
     #[must_use]
     pub fn digest(&self) -> [u8; 32] {
-        let data = self.snapshot_bytes().unwrap_or_default();
-        let d = ring::digest::digest(&ring::digest::SHA256, &data);
-        let mut out = [0u8; 32];
-        out.copy_from_slice(d.as_ref());
-        out
+        sha256(&self.snapshot_bytes().unwrap_or_default())
     }
 
     fn input(&mut self, now: Instant) {
@@ -660,8 +656,9 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
                 self.applied = index;
             }
             Apply::Checkpoint { index } => {
-                let digest = self.digest();
-                self.protocol.checkpoint(self.now, index, digest);
+                let state = self.snapshot_bytes().unwrap_or_default();
+                let digest = sha256(&state);
+                self.protocol.checkpoint(self.now, index, digest, state);
             }
             Apply::Restore(snapshot) => {
                 match self.codec.decode::<SnapshotData<S::Response>>(&snapshot.data) {
@@ -787,4 +784,12 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
         }
         self.last_snapshot = self.applied;
     }
+}
+
+/// SHA-256 of `data`: the digest of a checkpoint's state.
+fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }

@@ -746,11 +746,18 @@ impl Pbft {
             self.remember_executed(d);
             match item {
                 Item::Request(command) => {
-                    let proposal = self.proposals.get_mut(&d).and_then(VecDeque::pop_front);
-                    if self.proposals.get(&d).is_some_and(VecDeque::is_empty) {
-                        self.proposals.remove(&d);
-                    }
+                    // The request executes once however often it was proposed here (a
+                    // client's retry reaching this replica again while it waited): the
+                    // first proposal is applied, the others are resolved as failed, so
+                    // that the host does not wait for them for ever (its session table
+                    // answers their clients).
+                    let mut ids = self.proposals.remove(&d).unwrap_or_default();
+                    let proposal = ids.pop_front();
                     self.out.push(Output::Apply(Apply::Command { index, command: command.clone(), proposal }));
+                    for id in ids {
+                        let error = ProposeError::Unavailable("the same request executed under an earlier proposal".into());
+                        self.out.push(Output::ProposalFailed { id, error });
+                    }
                 }
                 Item::Barrier { replica, nonce } => {
                     self.out.push(Output::Apply(Apply::Internal { index }));

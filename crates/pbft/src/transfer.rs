@@ -268,7 +268,18 @@ impl Pbft {
         // those (their sessions make a retry safe).
         self.recompute_assigned();
         let assigned = std::mem::take(&mut self.assigned);
-        self.pending.retain(|d, _| assigned.contains(d));
+        let dropped: Vec<Digest> = self.pending.keys().filter(|d| !assigned.contains(d)).copied().collect();
+        for d in dropped {
+            self.pending.remove(&d);
+            // The host must not wait for them for ever: fail their proposals (the client
+            // retries within its session, which makes the retry safe).
+            for id in self.proposals.remove(&d).unwrap_or_default() {
+                let error = ProposeError::Unavailable(
+                    "state transfer replaced the state; the request most likely executed inside it, retry".into(),
+                );
+                self.out.push(Output::ProposalFailed { id, error });
+            }
+        }
         self.queue.retain(|d| assigned.contains(d));
         self.assigned = assigned;
         if !self.is_primary() {

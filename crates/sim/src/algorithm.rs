@@ -2,7 +2,10 @@
 //! crash, rebuilds) replicas, cheap introspection, its own checkers and optional
 //! administrative actions.
 
+use std::time::Duration;
+
 use ballot_core::{Consensus, Instant, Membership, NodeId, Protocol, Recovered, Role, SeededRng};
+use bytes::Bytes;
 
 use crate::SimError;
 use crate::checker::Checker;
@@ -131,6 +134,39 @@ pub trait Algorithm {
     fn membership(&self, replica: &Self::Protocol) -> Membership {
         replica.status().membership
     }
+
+    /// A client signed `command` (and is about to send it): algorithms that check client
+    /// signatures (PBFT's `RequestAuth`) learn here which commands are authentic.
+    fn client_signed(&mut self, _command: &Bytes) {}
+
+    /// What Byzantine node `from` (one of [`SimConfig::byzantine`]) really sends when
+    /// its honest core `core` sends `message` to `to`: any number of messages, each to
+    /// someone, after an extra delay. Each lie told is named in `acts` (counted in
+    /// [`RunStats::byzantine`](crate::RunStats::byzantine)). The default is honest.
+    #[allow(clippy::too_many_arguments)]
+    fn byzantine_send(
+        &mut self,
+        _core: &Self::Protocol,
+        _from: NodeId,
+        to: NodeId,
+        message: MessageOf<Self>,
+        _now: Instant,
+        _rng: &mut SeededRng,
+        _acts: &mut Vec<&'static str>,
+    ) -> Vec<(NodeId, MessageOf<Self>, Duration)> {
+        vec![(to, message, Duration::ZERO)]
+    }
+
+    /// How many messages `replica` refused as invalid (for statistics; 0 by default).
+    fn refused_messages(&self, _replica: &Self::Protocol) -> u64 {
+        0
+    }
+
+    /// Whether Byzantine node `node` answers clients with wrong results (the engine
+    /// replaces its replies).
+    fn lies_to_clients(&self, _node: NodeId) -> bool {
+        false
+    }
 }
 
 /// One of `options`, chosen with `rng` (for per-seed settings in [`Algorithm::vary`]).
@@ -146,13 +182,15 @@ pub enum SimAlgorithm {
     Log(Consensus),
     /// Single-decree Paxos.
     Synod,
+    /// PBFT (ballot-pbft), 3f+1 replicas, with Byzantine replicas.
+    Pbft,
 }
 
 impl SimAlgorithm {
     /// Every algorithm the simulator runs.
     #[must_use]
     pub fn all() -> Vec<SimAlgorithm> {
-        Consensus::ALL.into_iter().map(SimAlgorithm::Log).chain([SimAlgorithm::Synod]).collect()
+        Consensus::ALL.into_iter().map(SimAlgorithm::Log).chain([SimAlgorithm::Synod, SimAlgorithm::Pbft]).collect()
     }
 
     /// The name on the command line.
@@ -161,6 +199,17 @@ impl SimAlgorithm {
         match self {
             SimAlgorithm::Log(c) => c.name(),
             SimAlgorithm::Synod => "synod",
+            SimAlgorithm::Pbft => "pbft",
+        }
+    }
+
+    /// The cluster sizes `--nodes both` means: 3 and 5 (f = 1, 2 crash faults), or 4
+    /// and 7 for PBFT (f = 1, 2 Byzantine faults).
+    #[must_use]
+    pub fn both_sizes(self) -> [usize; 2] {
+        match self {
+            SimAlgorithm::Pbft => [4, 7],
+            _ => [3, 5],
         }
     }
 }

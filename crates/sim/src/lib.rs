@@ -43,6 +43,7 @@ mod kv;
 pub mod linearizability;
 mod net;
 pub mod paxos;
+pub mod pbft;
 mod queue;
 pub mod raft;
 mod report;

@@ -5,6 +5,7 @@
 //! ballot-sim --algo raft --seeds 300 --nodes both
 //! ballot-sim --algo multipaxos --seeds 300
 //! ballot-sim --algo synod --seed 42 --nodes 5 --trace
+//! ballot-sim --algo pbft --seeds 300             # 4 and 7 nodes, up to f Byzantine
 //! ballot-sim --algo raft --seed 1234 --nodes 5 --trace
 //! ballot-sim --algo pow --seeds 300   # the chain simulator: see `ballot_sim::chain::cli`
 //! ```
@@ -16,6 +17,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use ballot_core::Consensus;
 use ballot_sim::paxos::{MultiPaxosAlgorithm, SynodAlgorithm};
+use ballot_sim::pbft::PbftAlgorithm;
 use ballot_sim::raft::RaftAlgorithm;
 use ballot_sim::{DEFAULT_DURATION, RunSpec, RunStats, SimAlgorithm, SimError, Summary, run_many};
 use clap::Parser;
@@ -24,7 +26,8 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "ballot-sim", version, about)]
 struct Args {
-    /// The algorithm to simulate: raft, multipaxos or synod (`--algo pow` runs the chain
+    /// The algorithm to simulate: raft, multipaxos, synod or pbft (with Byzantine
+    /// replicas; kv service only) (`--algo pow` runs the chain
     /// simulator, with its own flags: `--algo pow --help`).
     #[arg(long, default_value = "raft", value_parser = |s: &str| s.parse::<SimAlgorithm>())]
     algo: SimAlgorithm,
@@ -40,7 +43,7 @@ struct Args {
     /// The first seed.
     #[arg(long, default_value_t = 1)]
     start: u64,
-    /// Cluster size: a number of nodes (1 to 64), or `both` for 3 and 5.
+    /// Cluster size: a number of nodes (1 to 64), or `both` for 3 and 5 (4 and 7 for pbft).
     #[arg(long, default_value = "both")]
     nodes: String,
     /// Virtual seconds per seed (the last 13 are for healing and settling).
@@ -66,7 +69,7 @@ fn main() -> anyhow::Result<()> {
         tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "ballot_sim=trace,ballot_raft=debug,ballot_paxos=debug".into()),
+                    .unwrap_or_else(|_| "ballot_sim=trace,ballot_raft=debug,ballot_paxos=debug,ballot_pbft=debug".into()),
             )
             .with_writer(std::io::stderr)
             .with_target(false)
@@ -74,7 +77,7 @@ fn main() -> anyhow::Result<()> {
             .init();
     }
     let sizes: Vec<usize> = match args.nodes.as_str() {
-        "both" => vec![3, 5],
+        "both" => args.algo.both_sizes().to_vec(),
         n => vec![n.parse().with_context(|| format!("--nodes {n:?}: expected a number of nodes or `both`"))?],
     };
     if sizes.iter().any(|&n| !(1..=64).contains(&n)) {
@@ -85,6 +88,9 @@ fn main() -> anyhow::Result<()> {
             "--duration {}: expected 14 to 86400 virtual seconds (13 are used for healing and settling)",
             args.duration
         );
+    }
+    if args.algo == SimAlgorithm::Pbft && args.service != ballot_sim::Service::Kv {
+        bail!("--algo pbft runs the kv service only (the other services' own tick writes carry no client signature)");
     }
     let seeds: Vec<u64> = match args.seed {
         Some(s) => vec![s],
@@ -130,6 +136,7 @@ fn main() -> anyhow::Result<()> {
         SimAlgorithm::Log(Consensus::Raft) => run_many(RaftAlgorithm::default, &specs, threads, &progress),
         SimAlgorithm::Log(Consensus::MultiPaxos) => run_many(MultiPaxosAlgorithm::default, &specs, threads, &progress),
         SimAlgorithm::Synod => run_many(SynodAlgorithm::default, &specs, threads, &progress),
+        SimAlgorithm::Pbft => run_many(PbftAlgorithm::default, &specs, threads, &progress),
     };
     eprintln!();
     println!("seeds:               {} ({} runs, nodes {:?})", seeds.len(), specs.len(), sizes);

@@ -635,6 +635,7 @@ mod tests {
                 digest: Some(0),
                 unsynced_writes: 0,
                 refuses_to_start: false,
+                byzantine: false,
             })
             .collect();
         let obs = Observation {

@@ -52,6 +52,12 @@ pub struct RunStats {
     pub corruptions: u64,
     /// Restarts refused because recovery found a corrupted record.
     pub refused_starts: u64,
+    /// Runs with Byzantine nodes.
+    pub byzantine_runs: u64,
+    /// Lies Byzantine nodes told, by behaviour (see `ballot_sim::pbft::Behaviour`).
+    pub byzantine: BTreeMap<&'static str, u64>,
+    /// Messages correct replicas refused (protocols that count them: PBFT).
+    pub rejected: u64,
 }
 
 impl RunStats {
@@ -88,6 +94,11 @@ impl RunStats {
         self.lin_unknown += other.lin_unknown;
         self.corruptions += other.corruptions;
         self.refused_starts += other.refused_starts;
+        self.byzantine_runs += other.byzantine_runs;
+        for (k, v) in &other.byzantine {
+            *self.byzantine.entry(k).or_default() += v;
+        }
+        self.rejected += other.rejected;
     }
 }
 
@@ -124,6 +135,16 @@ impl fmt::Display for RunStats {
         )?;
         let faults: Vec<String> = self.faults.iter().map(|(k, v)| format!("{k} {v}")).collect();
         write!(f, "faults injected:     {}", if faults.is_empty() { "none".to_owned() } else { faults.join(", ") })?;
+        if self.byzantine_runs > 0 {
+            let lies: Vec<String> = self.byzantine.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            write!(
+                f,
+                "\nbyzantine:           {} runs with liars; {}; {} messages refused by correct replicas",
+                self.byzantine_runs,
+                if lies.is_empty() { "no lies told".to_owned() } else { lies.join(", ") },
+                self.rejected
+            )?;
+        }
         if self.admin != (0, 0) {
             write!(f, "\nadmin actions:       {} accepted, {} refused or leaderless", self.admin.0, self.admin.1)?;
         }

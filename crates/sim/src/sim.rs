@@ -7,9 +7,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use ballot_client_proto::{Answer, Call, CallError, Endpoints, Policy, SessionPool, Step};
+use ballot_client_proto::{Answer, Call, CallError, Endpoints, Policy, QuorumCall, SessionPool, Step, Vote};
 use ballot_core::service::{Command, Session, StateMachine};
-use ballot_core::{Apply, Event, Instant, Membership, NodeId, Persist, Recovered, Role, SeededRng};
+use ballot_core::{Apply, ClientRule, Event, Instant, Membership, NodeId, Persist, Protocol, Recovered, Role, SeededRng};
 use ballot_replica::{Replica, ReplicaConfig, ReplicaOutput, RequestId, WatchId};
 use ballot_wire::{ClientError, Codec};
 use bytes::Bytes;
@@ -142,6 +142,10 @@ pub struct SimConfig {
     pub lin_budget: u64,
     /// How to reproduce this run, printed with violations.
     pub replay: String,
+    /// Byzantine nodes: the algorithm rewrites what they send
+    /// ([`Algorithm::byzantine_send`]) and checkers judge only the other nodes. Empty
+    /// unless the algorithm's [`shape_run`](Algorithm::shape_run) picks some.
+    pub byzantine: Vec<NodeId>,
 }
 
 impl SimConfig {
@@ -165,6 +169,7 @@ impl SimConfig {
             max_events: 20_000_000,
             lin_budget: linearizability::DEFAULT_STEP_BUDGET,
             replay: format!("(scripted run, seed {seed}, {nodes} nodes)"),
+            byzantine: Vec::new(),
         }
     }
 
@@ -244,6 +249,11 @@ impl SimConfig {
         if let Some((name, d)) = delays.iter().find(|(_, d)| *d > hour) {
             return bad(format!("{name} {d:?} exceeds an hour of virtual time"));
         }
+        for id in &self.byzantine {
+            if id.0 == 0 || id.0 > self.nodes as u64 {
+                return Err(SimError::UnknownNode(*id));
+            }
+        }
         for (_, f) in &self.faults.actions {
             for id in fault_nodes(f) {
                 if id.0 == 0 || id.0 > self.nodes as u64 {
@@ -311,6 +321,10 @@ struct SimNode<A: Algorithm, W: Workload> {
     crash_after_sync: Option<Duration>,
     /// Why the node refuses to start (its disk failed verification), if it does.
     refuses: Option<String>,
+    /// One of the run's Byzantine nodes.
+    byzantine: bool,
+    /// The last result it answered a client with (a lying node replays it).
+    last_reply: Option<ResponseOf<W>>,
 }
 
 /// A simulated client: the call logic of `ballot-client`, on the simulated network.
@@ -325,10 +339,20 @@ struct SimClient<Q, R> {
     attempts: u64,
 }
 
+/// How a client call collects its answer: the protocol's [`ClientRule`].
+enum CallKind<R> {
+    /// The answer of the node asked (the leader, after redirects).
+    Leader(Call<usize>),
+    /// Matching replies from distinct replicas; the replies so far by fingerprint.
+    Quorum(QuorumCall<usize>, HashMap<u64, R>),
+}
+
 struct ClientCall<Q, R> {
     op: Option<OpId>,
     request: Q,
-    call: Call<usize>,
+    call: CallKind<R>,
+    /// The first attempt number of this call: replies to earlier ones are stale.
+    first_attempt: u64,
     command: Bytes,
     session: Session,
     attempt: u64,
@@ -394,6 +418,8 @@ pub struct Simulation<A: Algorithm, W: Workload = KvWorkload> {
     restoring_membership: bool,
     /// Every client request goes to this node ([`Fault::PinClients`]).
     client_pin: Option<usize>,
+    /// What clients need before they accept an answer (the protocol's rule).
+    client_rule: ClientRule,
 }
 
 type StepResult = Result<(), Box<Violation>>;
@@ -441,6 +467,8 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
                 info: None,
                 crash_after_sync: None,
                 refuses: None,
+                byzantine: config.byzantine.contains(&id),
+                last_reply: None,
             })
             .collect();
         let mut queue = crate::queue::EventQueue::new();
@@ -488,6 +516,7 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
             debug!(target: "ballot_sim", "planned fault at {at:?}: {f:?}");
         }
         let config_network = config.network;
+        let byzantine_run = !config.byzantine.is_empty();
         let mut sim = Simulation {
             algo,
             workload,
@@ -513,15 +542,23 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
             committed: HashMap::new(),
             effects: HashMap::new(),
             max_applied: 0,
-            stats: RunStats { runs: 1, ..RunStats::default() },
+            stats: RunStats {
+                runs: 1,
+                byzantine_runs: u64::from(byzantine_run),
+                ..RunStats::default()
+            },
             step_applied: Vec::new(),
             same_instant: 0,
             restoring_membership: false,
             client_pin: None,
+            client_rule: ClientRule::Leader,
         };
         for i in 0..sim.nodes.len() {
             sim.boot(i).map_err(|reason| SimError::Build { node: sim.ids[i], reason })?;
             sim.queue.push(Instant::ZERO, Ev::Start { node: i });
+        }
+        if let Some(r) = sim.nodes.first().and_then(|n| n.replica.as_ref()) {
+            sim.client_rule = r.protocol().client_rule();
         }
         Ok(sim)
     }
@@ -738,7 +775,7 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
     /// operation is in flight.
     #[must_use]
     pub fn converged(&self) -> bool {
-        let mut it = self.nodes.iter().filter(|n| n.refuses.is_none()).map(|n| {
+        let mut it = self.nodes.iter().filter(|n| n.refuses.is_none() && !n.byzantine).map(|n| {
             let r = n.replica.as_ref()?;
             if r.oldest_open_proposal().is_some() {
                 return None;
@@ -775,6 +812,13 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
         }
         self.stats.virtual_time = self.now - Instant::ZERO;
         self.stats.net = self.network.stats;
+        self.stats.rejected = self
+            .nodes
+            .iter()
+            .filter(|n| !n.byzantine)
+            .filter_map(|n| n.replica.as_ref())
+            .map(|r| self.algo.refused_messages(r.protocol()))
+            .sum();
         Ok(self.stats)
     }
 
@@ -905,23 +949,30 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
         let views: Vec<NodeView<'_, A::Protocol>> = self
             .nodes
             .iter()
-            .map(|n| NodeView {
-                id: n.id,
-                incarnation: n.incarnation,
-                replica: n.replica.as_ref().map(Replica::protocol),
-                info: n.info,
-                applied: n.replica.as_ref().map_or(0, Replica::applied),
-                // Encoding the whole state is costly: only the final checks compare it.
-                digest: if final_check { n.replica.as_ref().map(|r| fold(r.digest())) } else { None },
-                unsynced_writes: n.disk_queue.len(),
-                refuses_to_start: n.refuses.is_some(),
+            .map(|n| {
+                // A Byzantine node is judged by nobody: checkers see it without state.
+                let replica = n.replica.as_ref().filter(|_| !n.byzantine);
+                NodeView {
+                    id: n.id,
+                    incarnation: n.incarnation,
+                    replica: replica.map(Replica::protocol),
+                    info: n.info.filter(|_| !n.byzantine),
+                    applied: replica.map_or(0, Replica::applied),
+                    // Encoding the whole state is costly: only the final checks compare it.
+                    digest: if final_check { replica.map(|r| fold(r.digest())) } else { None },
+                    unsynced_writes: n.disk_queue.len(),
+                    refuses_to_start: n.refuses.is_some(),
+                    byzantine: n.byzantine,
+                }
             })
             .collect();
+        let node = node.filter(|&i| !self.nodes[i].byzantine);
+        let applied: &[AppliedItem] = if node.is_some() { &self.step_applied } else { &[] };
         let oracle = SentCommands { sent: &self.sent, codec: self.codec, workload: &self.workload };
         let obs = Observation {
             now: self.now,
             node: node.map(|i| self.ids[i]),
-            applied: &self.step_applied,
+            applied,
             nodes: &views,
             healed_since: self.healed_since,
             oldest_pending_proposal: self.oldest_pending(),
@@ -955,6 +1006,7 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
     fn oldest_pending(&self) -> Option<(NodeId, Instant)> {
         self.nodes
             .iter()
+            .filter(|n| !n.byzantine)
             .filter_map(|n| Some((n.id, n.replica.as_ref()?.oldest_open_proposal()?)))
             .min_by_key(|(_, t)| *t)
     }
@@ -978,17 +1030,27 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
         match out {
             ReplicaOutput::Send { to, message } => {
                 let message = self.round_trip("message", message)?;
-                let Some(j) = self.node_index(to) else {
-                    self.network.stats.sent += 1;
-                    self.network.stats.to_down += 1;
-                    return Ok(());
-                };
-                let delays = self.network.route(&mut self.rng, self.ids[i], to);
-                if let Some((last, rest)) = delays.split_last() {
-                    for d in rest {
-                        self.queue.push(now + *d, Ev::Deliver { from: i, to: j, message: message.clone() });
+                if self.nodes[i].byzantine
+                    && let Some(core) = self.nodes[i].replica.as_ref()
+                {
+                    let mut acts = Vec::new();
+                    let lies = self.algo.byzantine_send(
+                        core.protocol(),
+                        self.ids[i],
+                        to,
+                        message,
+                        now,
+                        &mut self.rng,
+                        &mut acts,
+                    );
+                    for act in acts {
+                        *self.stats.byzantine.entry(act).or_default() += 1;
                     }
-                    self.queue.push(now + *last, Ev::Deliver { from: i, to: j, message });
+                    for (to, message, extra) in lies {
+                        self.route(i, to, message, extra);
+                    }
+                } else {
+                    self.route(i, to, message, Duration::ZERO);
                 }
             }
             ReplicaOutput::Persist(mut batch) => {
@@ -1001,7 +1063,10 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
                 self.nodes[i].disk_queue.push_back(batch);
                 self.schedule_disk(i);
             }
-            ReplicaOutput::Reply { request, result, .. } => {
+            ReplicaOutput::Reply { request, mut result, .. } => {
+                if self.nodes[i].byzantine && self.algo.lies_to_clients(self.ids[i]) {
+                    result = self.lie_to_client(i, result);
+                }
                 if let Some((client, attempt)) = self.nodes[i].requests.remove(&request) {
                     if client == TEST_CLIENT {
                         self.test_reply(attempt, result);
@@ -1041,6 +1106,41 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
             }
         }
         Ok(())
+    }
+
+    /// Sends `message` from node `i` to `to` over the simulated network, `extra` later
+    /// than the network alone would deliver it.
+    fn route(&mut self, i: usize, to: NodeId, message: MessageOf<A>, extra: Duration) {
+        let now = self.now + extra;
+        let Some(j) = self.node_index(to) else {
+            self.network.stats.sent += 1;
+            self.network.stats.to_down += 1;
+            return;
+        };
+        let delays = self.network.route(&mut self.rng, self.ids[i], to);
+        if let Some((last, rest)) = delays.split_last() {
+            for d in rest {
+                self.queue.push(now + *d, Ev::Deliver { from: i, to: j, message: message.clone() });
+            }
+            self.queue.push(now + *last, Ev::Deliver { from: i, to: j, message });
+        }
+    }
+
+    /// A lying node's answer instead of `result`: the result of an earlier request (a
+    /// wrong result), or an error when it has none yet.
+    fn lie_to_client(
+        &mut self,
+        i: usize,
+        result: Result<ResponseOf<W>, ClientError>,
+    ) -> Result<ResponseOf<W>, ClientError> {
+        let n = &mut self.nodes[i];
+        let Ok(right) = result else { return result };
+        let lie = match n.last_reply.replace(right.clone()) {
+            Some(old) if fingerprint(&old) != fingerprint(&right) => Ok(old),
+            _ => Err(ClientError::Internal("a lie".into())),
+        };
+        *self.stats.byzantine.entry("wrong reply").or_default() += 1;
+        lie
     }
 
     /// Records what node `i` applied, for the checkers and statistics.
@@ -1153,7 +1253,11 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
             let now = self.now;
             let client = &mut self.clients[c];
             let Some(call) = client.current.as_mut() else { return };
-            match call.call.poll(now, &mut client.endpoints) {
+            let (step, quorum) = match &mut call.call {
+                CallKind::Leader(k) => (k.poll(now, &mut client.endpoints), false),
+                CallKind::Quorum(k, _) => (k.poll(now, &mut client.endpoints), true),
+            };
+            match step {
                 Step::Connect(node) => {
                     // A live node accepts the connection after a round trip; a dead one never
                     // answers and the call gives up on it by itself.
@@ -1171,7 +1275,10 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
                     let d = self.network.client_delay(&mut self.rng);
                     self.queue.push(now + d, Ev::ClientArrive { node: to, client: c, attempt, command });
                     self.wake_client(c, reply_by);
-                    return;
+                    // A quorum call sends to every replica before it waits.
+                    if !quorum {
+                        return;
+                    }
                 }
                 Step::Wait(at) => {
                     self.wake_client(c, at);
@@ -1206,16 +1313,25 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
         self.sent.insert(session, (op, command.clone()));
         let policy = cfg.policy();
         let seed = self.rng.next_u64();
-        let call = match self.client_pin {
-            Some(node) => Call::pinned(now, &policy, write, seed, node),
-            None => Call::new(now, &policy, write, seed),
+        let call = match (self.client_rule, self.client_pin) {
+            (ClientRule::Matching { writes, reads }, _) => {
+                CallKind::Quorum(QuorumCall::new(now, &policy, write, if write { writes } else { reads }), HashMap::new())
+            }
+            (ClientRule::Leader, Some(node)) => CallKind::Leader(Call::pinned(now, &policy, write, seed, node)),
+            (ClientRule::Leader, None) => CallKind::Leader(Call::new(now, &policy, write, seed)),
         };
-        client.current = Some(ClientCall { op, request, call, command, session, attempt: 0, response: None });
+        let first_attempt = client.attempts + 1;
+        self.algo.client_signed(&command);
+        client.current =
+            Some(ClientCall { op, request, call, first_attempt, command, session, attempt: 0, response: None });
     }
 
     fn finish_op(&mut self, c: usize, result: Result<(), CallError>) {
         let now = self.now;
-        let Some(call) = self.clients[c].current.take() else { return };
+        let Some(mut call) = self.clients[c].current.take() else { return };
+        if let CallKind::Quorum(k, replies) = &mut call.call {
+            call.response = k.accepted().and_then(|f| replies.remove(&f));
+        }
         let outcome = match result {
             Ok(()) => match call.response {
                 Some(r) => CallOutcome::Ok(r),
@@ -1264,8 +1380,28 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
     fn client_reply(&mut self, c: usize, attempt: u64, node: usize, result: Result<ResponseOf<W>, ClientError>) {
         let now = self.now;
         let client = &mut self.clients[c];
-        // Replies to earlier attempts arrive on streams the client already dropped.
-        let Some(call) = client.current.as_mut().filter(|call| call.attempt == attempt) else { return };
+        // Replies to earlier attempts arrive on streams the client already dropped (under a
+        // quorum rule, to earlier calls: each replica answers the attempt sent to it).
+        let Some(call) = client.current.as_mut().filter(|call| match call.call {
+            CallKind::Leader(_) => call.attempt == attempt,
+            CallKind::Quorum(..) => attempt >= call.first_attempt,
+        }) else {
+            return;
+        };
+        if let CallKind::Quorum(k, replies) = &mut call.call {
+            let vote = match result {
+                Ok(response) => {
+                    let fingerprint = fingerprint(&response);
+                    replies.entry(fingerprint).or_insert(response);
+                    Vote::Reply { fingerprint }
+                }
+                Err(error) => Vote::Error(error),
+            };
+            k.on_vote(now, node, vote);
+            self.client_poll(c);
+            return;
+        }
+        let CallKind::Leader(leader_call) = &mut call.call else { return };
         let answer = match result {
             Ok(response) => {
                 call.response = Some(response);
@@ -1278,7 +1414,7 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
             }
             Err(error) => Answer::Error(error),
         };
-        call.call.on_answer(now, &mut client.endpoints, node, answer);
+        leader_call.on_answer(now, &mut client.endpoints, node, answer);
         self.client_poll(c);
     }
 
@@ -1306,6 +1442,7 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
             return Ok(Err(ClientError::Internal("cannot encode".into())));
         };
         self.sent.insert(session, (Some(op), command.clone()));
+        self.algo.client_signed(&command);
         let rid = RequestId(self.next_request);
         self.next_request += 1;
         self.nodes[i].requests.insert(rid, (TEST_CLIENT, op.0));
@@ -1669,6 +1806,16 @@ impl<W: Workload> CommandOracle for SentCommands<'_, W> {
             Err(_) => format!("{} undecodable bytes", command.len()),
         }
     }
+}
+
+/// A fingerprint of a client reply: equal replies, equal fingerprints.
+fn fingerprint<R: Serialize>(r: &R) -> u64 {
+    use std::hash::Hasher as _;
+    let bytes = postcard::to_allocvec(r).unwrap_or_default();
+    let mut h = crate::fasthash::FxHasher::default();
+    h.write(&bytes);
+    h.write_usize(bytes.len());
+    h.finish()
 }
 
 /// The first 8 bytes of a digest.

@@ -331,6 +331,7 @@ mod tests {
                     digest: Some(0),
                     unsynced_writes: self.unsynced,
                     refuses_to_start: false,
+                    byzantine: false,
                 })
                 .collect();
             checker.check(&Observation {

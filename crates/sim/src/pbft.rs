@@ -1,0 +1,669 @@
+//! PBFT in the simulator: [`PbftAlgorithm`] runs [`ballot_pbft::Pbft`] behind the real
+//! replica host and service, with up to f **Byzantine** replicas per run (3f+1 nodes).
+//!
+//! A Byzantine node runs an honest `Pbft` core; the simulator hands every message the
+//! core sends to [`Algorithm::byzantine_send`], which rewrites, drops, delays, duplicates
+//! or adds messages with [`ballot_pbft::byzantine::Forge`] (the liar's own key only).
+//! Which nodes lie is drawn per seed in [`Algorithm::shape_run`]
+//! ([`SimConfig::byzantine`]); what they do is drawn per seed in [`Algorithm::vary`]: each
+//! [`Behaviour`] is its own option. Checkers judge correct replicas only.
+//!
+//! Client requests are "signed" through a registry of the commands the simulated clients
+//! issued ([`ClientSignatures`]): the replicas' [`RequestAuth`] accepts exactly those, as
+//! an unforgeable signature would.
+//!
+//! PBFT's own checkers, besides the generic agreement, validity, linearizability and
+//! liveness ones:
+//!
+//! * [`SequenceAgreement`]: no two correct replicas commit different batches at one
+//!   sequence number;
+//! * [`ClientSigned`]: every command a correct replica executes carries a client's
+//!   signature;
+//! * [`RequestProgress`]: once faults have healed, a correct replica with pending requests
+//!   executes something within the liveness bound.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use ballot_core::{Apply, Instant, Membership, NodeId, Recovered, SeededRng};
+use ballot_pbft::byzantine::Forge;
+use ballot_pbft::insecure::{HashSigner, HashVerifier};
+use ballot_pbft::{Config, Crypto, Digest, Entry, HardState, Item, Message, Pbft, RequestAuth, sha256};
+use bytes::Bytes;
+
+use crate::algorithm::{Algorithm, MessageOf, pick};
+use crate::checker::{Checker, Observation};
+use crate::faults::Fault;
+use crate::sim::SimConfig;
+
+/// One kind of lie, each its own option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Behaviour {
+    /// As primary, sends PRE-PREPAREs with a different batch to every other backup.
+    Equivocate,
+    /// As primary, sends nothing at all.
+    SilentPrimary,
+    /// As primary, delays every message by a per-seed amount.
+    SlowPrimary,
+    /// PREPAREs and COMMITs with wrong digests.
+    WrongDigest,
+    /// PREPAREs/COMMITs for batches that do not exist, and (as primary) PRE-PREPAREs
+    /// with a request no client signed.
+    PhantomRequest,
+    /// Copies of its PREPAREs, CHECKPOINTs and VIEW-CHANGEs that claim another replica
+    /// signed them.
+    Impersonate,
+    /// Replays its own messages of earlier views.
+    Replay,
+    /// As new primary, a NEW-VIEW whose O set is wrong.
+    WrongNewView,
+    /// CHECKPOINTs with wrong state digests.
+    WrongCheckpoint,
+    /// Answers clients with wrong results.
+    WrongReplies,
+}
+
+impl Behaviour {
+    /// Every behaviour.
+    pub const ALL: [Behaviour; 10] = [
+        Behaviour::Equivocate,
+        Behaviour::SilentPrimary,
+        Behaviour::SlowPrimary,
+        Behaviour::WrongDigest,
+        Behaviour::PhantomRequest,
+        Behaviour::Impersonate,
+        Behaviour::Replay,
+        Behaviour::WrongNewView,
+        Behaviour::WrongCheckpoint,
+        Behaviour::WrongReplies,
+    ];
+
+    /// The name counted in [`RunStats::byzantine`](crate::RunStats::byzantine).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Behaviour::Equivocate => "equivocation",
+            Behaviour::SilentPrimary => "silent primary",
+            Behaviour::SlowPrimary => "slow primary",
+            Behaviour::WrongDigest => "wrong digest",
+            Behaviour::PhantomRequest => "phantom request",
+            Behaviour::Impersonate => "impersonation",
+            Behaviour::Replay => "old-view replay",
+            Behaviour::WrongNewView => "wrong new-view",
+            Behaviour::WrongCheckpoint => "wrong checkpoint",
+            Behaviour::WrongReplies => "wrong reply",
+        }
+    }
+}
+
+/// What one liar does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Its behaviours.
+    pub behaviours: BTreeSet<Behaviour>,
+    /// With [`Behaviour::SlowPrimary`]: the delay of its messages.
+    pub slow_by: Duration,
+}
+
+impl Plan {
+    /// A plan with these behaviours (a slow primary is 1.5 s late).
+    #[must_use]
+    pub fn of(behaviours: &[Behaviour]) -> Self {
+        Plan { behaviours: behaviours.iter().copied().collect(), slow_by: Duration::from_millis(1_500) }
+    }
+
+    fn has(&self, b: Behaviour) -> bool {
+        self.behaviours.contains(&b)
+    }
+}
+
+/// The commands simulated clients signed: what [`RequestAuth`] accepts.
+#[derive(Clone, Debug, Default)]
+pub struct ClientSignatures {
+    signed: Arc<Mutex<HashSet<Digest>>>,
+    /// A planted bug: accept every command (for the checker tests).
+    trust_all: bool,
+}
+
+impl ClientSignatures {
+    /// Records that a client signed `command`.
+    pub fn sign(&self, command: &[u8]) {
+        self.signed.lock().unwrap_or_else(PoisonError::into_inner).insert(sha256(command));
+    }
+
+    /// Whether a client signed `command`.
+    #[must_use]
+    pub fn is_signed(&self, command: &[u8]) -> bool {
+        self.signed.lock().unwrap_or_else(PoisonError::into_inner).contains(&sha256(command))
+    }
+}
+
+impl RequestAuth for ClientSignatures {
+    fn verify(&self, command: &[u8]) -> bool {
+        self.trust_all || self.is_signed(command)
+    }
+}
+
+/// Runs [`ballot_pbft::Pbft`] in the simulator with Byzantine replicas.
+///
+/// By default each run draws its settings (batch size, checkpoint interval K, window
+/// L, in-flight batches, request timeout, status interval, read mode), its liars (up
+/// to f, see [`shape_run`](Algorithm::shape_run)) and their behaviours from the seed.
+#[derive(Clone, Debug)]
+pub struct PbftAlgorithm {
+    template: Config,
+    vary: bool,
+    /// Liars per run: `None` draws 0..=f per seed (mostly at least one).
+    liars: Option<usize>,
+    /// Behaviours by liar (liar `n` follows `plans[n % len]`); drawn per seed unless fixed.
+    plans: Vec<Plan>,
+    fixed_plans: bool,
+    signatures: ClientSignatures,
+    /// Each liar's messages of earlier views, for replays: (view, message).
+    sent: HashMap<NodeId, Vec<(u64, Message)>>,
+}
+
+impl Default for PbftAlgorithm {
+    fn default() -> Self {
+        PbftAlgorithm {
+            template: Config::new(NodeId(1)),
+            vary: true,
+            liars: None,
+            plans: Vec::new(),
+            fixed_plans: false,
+            signatures: ClientSignatures::default(),
+            sent: HashMap::new(),
+        }
+    }
+}
+
+impl PbftAlgorithm {
+    /// No liars: every replica is correct.
+    #[must_use]
+    pub fn honest() -> Self {
+        PbftAlgorithm { liars: Some(0), ..Self::default() }
+    }
+
+    /// `liars` Byzantine replicas (at most f) per run, each following `plan`.
+    #[must_use]
+    pub fn with_liars(liars: usize, plan: Plan) -> Self {
+        PbftAlgorithm { liars: Some(liars), plans: vec![plan], fixed_plans: true, ..Self::default() }
+    }
+
+    /// A planted bug for the checker tests: replicas accept requests no client signed.
+    #[must_use]
+    pub fn trusting_unsigned_requests(mut self) -> Self {
+        self.signatures.trust_all = true;
+        self
+    }
+
+    /// The settings in force (after [`Algorithm::vary`]).
+    #[must_use]
+    pub fn template(&self) -> &Config {
+        &self.template
+    }
+
+    /// The liars' plans in force.
+    #[must_use]
+    pub fn plans(&self) -> &[Plan] {
+        &self.plans
+    }
+
+    fn plan(&self, liar: NodeId) -> Option<&Plan> {
+        let n = self.plans.len();
+        (n > 0).then(|| &self.plans[usize::try_from(liar.0).unwrap_or(0) % n])
+    }
+
+    /// A replica's authentication: the insecure test signer (keys derive from ids) and
+    /// the clients' signature registry.
+    fn crypto(&self, id: NodeId) -> Crypto {
+        Crypto {
+            signer: Arc::new(HashSigner(id)),
+            verifier: Arc::new(HashVerifier),
+            requests: Arc::new(self.signatures.clone()),
+        }
+    }
+
+    /// The checkers of PBFT's own invariants.
+    #[must_use]
+    pub fn pbft_checkers(&self, config: &SimConfig) -> Vec<Box<dyn Checker<Pbft>>> {
+        vec![
+            Box::new(SequenceAgreement::default()),
+            Box::new(ClientSigned::new(&self.signatures)),
+            Box::new(RequestProgress::new(config.liveness_bound)),
+        ]
+    }
+}
+
+/// The view a PBFT message belongs to, if any.
+fn view_of(m: &Message) -> Option<u64> {
+    match m {
+        Message::PrePrepare { pre_prepare, .. } => Some(pre_prepare.body.view),
+        Message::Prepare(p) => Some(p.body.view),
+        Message::Commit { view, .. } => Some(*view),
+        Message::ViewChange(v) => Some(v.body.view),
+        Message::NewView(v) => Some(v.body.view),
+        _ => None,
+    }
+}
+
+fn random_digest(rng: &mut SeededRng) -> Digest {
+    sha256(&rng.next_u64().to_le_bytes())
+}
+
+impl Algorithm for PbftAlgorithm {
+    type Protocol = Pbft;
+
+    fn name(&self) -> &'static str {
+        "pbft"
+    }
+
+    fn vary(&mut self, rng: &mut SeededRng) {
+        if self.vary {
+            let c = &mut self.template;
+            c.max_batch = pick(rng, &[1, 4, 64]);
+            c.max_inflight = pick(rng, &[1, 2, 8]);
+            c.checkpoint_interval = pick(rng, &[2, 4, 16, 64]);
+            c.log_window = c.checkpoint_interval * pick(rng, &[2, 3, 4]);
+            let (timeout, status) = pick(rng, &[(300, 30), (600, 50), (1_000, 100)]);
+            c.request_timeout = Duration::from_millis(timeout);
+            c.status_interval = Duration::from_millis(status);
+            c.read_mode = if rng.gen_bool(0.8) { ballot_pbft::ReadMode::Fast } else { ballot_pbft::ReadMode::Ordered };
+        }
+        if !self.fixed_plans {
+            self.plans = (0..2)
+                .map(|_| {
+                    let mut behaviours: BTreeSet<Behaviour> =
+                        Behaviour::ALL.into_iter().filter(|_| rng.gen_bool(0.35)).collect();
+                    if behaviours.is_empty() {
+                        behaviours.insert(pick(rng, &Behaviour::ALL));
+                    }
+                    let slow_by = self.template.request_timeout.mul_f64(pick(rng, &[0.5, 1.5, 3.0]));
+                    Plan { behaviours, slow_by }
+                })
+                .collect();
+        }
+    }
+
+    fn settings(&self) -> String {
+        let c = &self.template;
+        let plans: Vec<String> = self
+            .plans
+            .iter()
+            .map(|p| p.behaviours.iter().map(|b| b.name()).collect::<Vec<_>>().join("+"))
+            .collect();
+        format!(
+            "batch {}, inflight {}, K {}, L {}, request timeout {:?}, status {:?}, reads {:?}, liar plans [{}]",
+            c.max_batch,
+            c.max_inflight,
+            c.checkpoint_interval,
+            c.log_window,
+            c.request_timeout,
+            c.status_interval,
+            c.read_mode,
+            plans.join("; ")
+        )
+    }
+
+    /// Picks the liars (0 to f, mostly at least one) and keeps the other faults within
+    /// the budget: a replica whose disk is corrupted (it refuses to start) is faulty too,
+    /// so corruptions strike at most f - liars correct replicas. Client calls get more
+    /// time: a view change with back-off takes several request timeouts.
+    fn shape_run(&self, config: &mut SimConfig) {
+        let mut rng = SeededRng::new(config.seed ^ 0xB12A_4711_7E57_0F00);
+        let n = config.nodes;
+        let f = n.saturating_sub(1) / 3;
+        let liars = match self.liars {
+            Some(l) => l.min(f),
+            None if f == 0 || rng.gen_bool(0.1) => 0,
+            None => usize::try_from(rng.gen_range(1..f as u64 + 1)).unwrap_or(1),
+        };
+        let mut ids: Vec<NodeId> = (1..=n as u64).map(NodeId).collect();
+        for i in (1..ids.len()).rev() {
+            let j = usize::try_from(rng.gen_range(0..i as u64 + 1)).unwrap_or(0);
+            ids.swap(i, j);
+        }
+        ids.truncate(liars);
+        ids.sort_unstable();
+        config.byzantine = ids;
+        let mut corrupted: BTreeSet<NodeId> = BTreeSet::new();
+        let budget = f - liars;
+        let byzantine = config.byzantine.clone();
+        config.faults.actions.retain(|(_, fault)| match fault {
+            Fault::CorruptDisk(id) if !byzantine.contains(id) => {
+                if corrupted.contains(id) || corrupted.len() < budget {
+                    corrupted.insert(*id);
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => true,
+        });
+        config.clients.op_timeout = config.clients.op_timeout.max(Duration::from_secs(4));
+    }
+
+    /// PBFT's primary is not a leader every replica must recognize: liveness is progress
+    /// (requests complete), and a correct replica may sit in a view of its own for a while.
+    fn elects_leader(&self) -> bool {
+        false
+    }
+
+    fn build(
+        &self,
+        id: NodeId,
+        initial: &Membership,
+        recovered: Recovered<Entry, HardState>,
+        _rng: SeededRng,
+        now: Instant,
+    ) -> Result<Pbft, String> {
+        let config = Config { id, ..self.template.clone() };
+        Pbft::new(config, initial.clone(), recovered, self.crypto(id), now).map_err(|e| e.to_string())
+    }
+
+    fn checkers(&self, config: &SimConfig) -> Vec<Box<dyn Checker<Pbft>>> {
+        self.pbft_checkers(config)
+    }
+
+    fn client_signed(&mut self, command: &Bytes) {
+        self.signatures.sign(command);
+    }
+
+    fn refused_messages(&self, replica: &Pbft) -> u64 {
+        replica.rejected()
+    }
+
+    fn lies_to_clients(&self, node: NodeId) -> bool {
+        self.plan(node).is_some_and(|p| p.has(Behaviour::WrongReplies))
+    }
+
+    fn byzantine_send(
+        &mut self,
+        core: &Pbft,
+        from: NodeId,
+        to: NodeId,
+        message: MessageOf<Self>,
+        _now: Instant,
+        rng: &mut SeededRng,
+        acts: &mut Vec<&'static str>,
+    ) -> Vec<(NodeId, Message, Duration)> {
+        let Some(plan) = self.plan(from).cloned() else { return vec![(to, message, Duration::ZERO)] };
+        let forge = Forge::new(from, Arc::new(HashSigner(from)));
+        let primary = core.is_primary() && core.is_active();
+        let view = core.view();
+        let mut act = |b: Behaviour| acts.push(b.name());
+        let mut out: Vec<(NodeId, Message, Duration)> = Vec::new();
+        // Replays: its own messages of views before the current one.
+        if plan.has(Behaviour::Replay) {
+            let sent = self.sent.entry(from).or_default();
+            if let Some(v) = view_of(&message) {
+                if sent.len() >= 256 {
+                    sent.remove(usize::try_from(rng.gen_range(0..256)).unwrap_or(0));
+                }
+                sent.push((v, message.clone()));
+            }
+            let old: Vec<&Message> = sent.iter().filter(|(v, _)| *v < view).map(|(_, m)| m).collect();
+            if !old.is_empty() && rng.gen_bool(0.2) {
+                let m = old[usize::try_from(rng.gen_range(0..old.len() as u64)).unwrap_or(0)].clone();
+                act(Behaviour::Replay);
+                out.push((to, m, Duration::ZERO));
+            }
+        }
+        if primary && plan.has(Behaviour::SilentPrimary) {
+            act(Behaviour::SilentPrimary);
+            return out;
+        }
+        let delay = if primary && plan.has(Behaviour::SlowPrimary) {
+            act(Behaviour::SlowPrimary);
+            plan.slow_by
+        } else {
+            Duration::ZERO
+        };
+        // Forged copies: another replica's name over the liar's signature.
+        if plan.has(Behaviour::Impersonate) {
+            let others: Vec<NodeId> =
+                core.status_membership().voters.iter().copied().filter(|&m| m != from && m != to).collect();
+            if !others.is_empty() {
+                let claimed = others[usize::try_from(rng.gen_range(0..others.len() as u64)).unwrap_or(0)];
+                let forged = match &message {
+                    Message::Prepare(p) => Some(Message::Prepare(forge.impersonate(claimed, p.body.clone()))),
+                    Message::Checkpoint(c) => Some(Message::Checkpoint(forge.impersonate(claimed, c.body.clone()))),
+                    Message::ViewChange(v) => Some(Message::ViewChange(forge.impersonate(claimed, v.body.clone()))),
+                    _ => None,
+                };
+                if let Some(m) = forged {
+                    act(Behaviour::Impersonate);
+                    out.push((to, m, delay));
+                }
+            }
+        }
+        let message = match message {
+            Message::PrePrepare { pre_prepare, mut batch } if plan.has(Behaviour::PhantomRequest) => {
+                // A request no client signed, slipped into the batch.
+                act(Behaviour::PhantomRequest);
+                batch.push(Forge::bogus_request(b"a request no client signed"));
+                forge.resign(&Message::PrePrepare { pre_prepare, batch })
+            }
+            Message::PrePrepare { pre_prepare, mut batch } if plan.has(Behaviour::Equivocate) && to.0 % 2 == 0 => {
+                act(Behaviour::Equivocate);
+                batch.push(Item::Barrier { replica: from, nonce: rng.next_u64() });
+                forge.resign(&Message::PrePrepare { pre_prepare, batch })
+            }
+            Message::Prepare(p) if plan.has(Behaviour::WrongDigest) && rng.gen_bool(0.5) => {
+                act(Behaviour::WrongDigest);
+                forge.prepare(p.body.view, p.body.seq, random_digest(rng))
+            }
+            Message::Commit { view, seq, .. } if plan.has(Behaviour::WrongDigest) && rng.gen_bool(0.5) => {
+                act(Behaviour::WrongDigest);
+                Forge::commit(view, seq, random_digest(rng))
+            }
+            Message::Checkpoint(c) if plan.has(Behaviour::WrongCheckpoint) => {
+                act(Behaviour::WrongCheckpoint);
+                forge.checkpoint(c.body.seq, c.body.index, random_digest(rng))
+            }
+            Message::NewView(nv) if plan.has(Behaviour::WrongNewView) => {
+                act(Behaviour::WrongNewView);
+                let mut o = Forge::honest_o(&nv.body.view_changes);
+                match rng.gen_range(0..3) {
+                    0 if !o.is_empty() => {
+                        let i = usize::try_from(rng.gen_range(0..o.len() as u64)).unwrap_or(0);
+                        o[i].1 = random_digest(rng);
+                    }
+                    1 if !o.is_empty() => {
+                        o.pop();
+                    }
+                    _ => {
+                        let next = o.last().map_or_else(
+                            || nv.body.view_changes.first().map_or(0, |v| v.body.stable.seq),
+                            |x| x.0,
+                        ) + 1;
+                        o.push((next, random_digest(rng)));
+                    }
+                }
+                forge.new_view(nv.body.view, nv.body.view_changes, &o)
+            }
+            other => other,
+        };
+        // Votes for batches that do not exist, a little ahead of the real ones.
+        if plan.has(Behaviour::PhantomRequest)
+            && let Message::Prepare(p) = &message
+        {
+            let seq = p.body.seq + 1 + rng.gen_range(0..3);
+            let digest = random_digest(rng);
+            act(Behaviour::PhantomRequest);
+            out.push((to, forge.prepare(p.body.view, seq, digest), delay));
+            out.push((to, Forge::commit(p.body.view, seq, digest), delay));
+        }
+        out.push((to, message, delay));
+        out
+    }
+}
+
+/// Membership access for the adapter (the protocol's status carries it).
+trait StatusMembership {
+    fn status_membership(&self) -> Membership;
+}
+
+impl StatusMembership for Pbft {
+    fn status_membership(&self) -> Membership {
+        ballot_core::Protocol::status(self).membership
+    }
+}
+
+/// What the PBFT checkers read from a replica.
+pub trait PbftView {
+    /// The highest sequence number it executed.
+    fn executed_seq(&self) -> u64;
+    /// Its stable checkpoint's sequence number (the log at and below it is gone).
+    fn stable_seq(&self) -> u64;
+    /// The digest of the batch it committed at `seq`, while it holds it.
+    fn committed_digest(&self, seq: u64) -> Option<Digest>;
+    /// Client requests it holds that have not executed.
+    fn pending_requests(&self) -> usize;
+}
+
+impl PbftView for Pbft {
+    fn executed_seq(&self) -> u64 {
+        Pbft::executed_seq(self)
+    }
+    fn stable_seq(&self) -> u64 {
+        self.stable_checkpoint().seq
+    }
+    fn committed_digest(&self, seq: u64) -> Option<Digest> {
+        Pbft::committed_digest(self, seq)
+    }
+    fn pending_requests(&self) -> usize {
+        Pbft::pending_requests(self)
+    }
+}
+
+/// **Agreement on sequence numbers**: no two correct replicas commit (and so execute)
+/// different batches at one sequence number — checked on every correct replica after
+/// each of its steps, for every executed sequence number it still holds.
+#[derive(Debug, Default)]
+pub struct SequenceAgreement {
+    // seq -> (digest, first replica that committed it)
+    seen: BTreeMap<u64, (Digest, NodeId)>,
+}
+
+impl<N: PbftView> Checker<N> for SequenceAgreement {
+    fn name(&self) -> &'static str {
+        "SequenceAgreement"
+    }
+
+    fn check(&mut self, obs: &Observation<'_, N>) -> Result<(), String> {
+        let Some((view, replica)) = obs.stepped() else { return Ok(()) };
+        let id = view.id;
+        for seq in replica.stable_seq() + 1..=replica.executed_seq() {
+            let Some(digest) = replica.committed_digest(seq) else { continue };
+            match self.seen.get(&seq) {
+                None => {
+                    self.seen.insert(seq, (digest, id));
+                }
+                Some(&(d, by)) if d != digest => {
+                    return Err(format!(
+                        "{id} committed batch {digest:?} at sequence number {seq}, but {by} committed {d:?} there"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// **Validity (client signatures)**: every command a correct replica executes carries a
+/// valid client signature — a primary cannot invent or alter a request.
+#[derive(Debug)]
+pub struct ClientSigned {
+    signatures: ClientSignatures,
+}
+
+impl ClientSigned {
+    /// A checker against `signatures` (the commands clients signed).
+    #[must_use]
+    pub fn new(signatures: &ClientSignatures) -> Self {
+        ClientSigned { signatures: ClientSignatures { trust_all: false, ..signatures.clone() } }
+    }
+}
+
+impl<N> Checker<N> for ClientSigned {
+    fn name(&self) -> &'static str {
+        "ClientSigned"
+    }
+
+    fn check(&mut self, obs: &Observation<'_, N>) -> Result<(), String> {
+        let Some(node) = obs.node else { return Ok(()) };
+        for item in obs.applied {
+            if let Apply::Command { index, command, .. } = &item.apply
+                && !self.signatures.is_signed(command)
+            {
+                return Err(format!(
+                    "{node} executed at index {index} a request no client signed: {}",
+                    obs.commands.render(command)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// **Liveness after stabilisation**: once every fault has healed, a correct live
+/// replica that holds pending requests executes a new sequence number within `bound`
+/// (so every pending request completes; the generic [`Liveness`](crate::Liveness)
+/// checks the host's proposals and the clients).
+#[derive(Debug)]
+pub struct RequestProgress {
+    bound: Duration,
+    // replica -> (incarnation, executed seq, since when it has pending requests at it)
+    stuck: HashMap<NodeId, (u64, u64, Instant)>,
+}
+
+impl RequestProgress {
+    /// Requires progress within `bound`.
+    #[must_use]
+    pub fn new(bound: Duration) -> Self {
+        RequestProgress { bound, stuck: HashMap::new() }
+    }
+}
+
+impl<N: PbftView> Checker<N> for RequestProgress {
+    fn name(&self) -> &'static str {
+        "RequestProgress"
+    }
+
+    fn check(&mut self, obs: &Observation<'_, N>) -> Result<(), String> {
+        let Some(healed) = obs.healed_since else {
+            self.stuck.clear();
+            return Ok(());
+        };
+        for v in obs.nodes {
+            let Some(r) = v.replica else {
+                self.stuck.remove(&v.id);
+                continue;
+            };
+            if r.pending_requests() == 0 {
+                self.stuck.remove(&v.id);
+                continue;
+            }
+            let exec = r.executed_seq();
+            let entry = self.stuck.entry(v.id).or_insert((v.incarnation, exec, obs.now));
+            if entry.0 != v.incarnation || entry.1 != exec {
+                *entry = (v.incarnation, exec, obs.now);
+            }
+            let since = entry.2.max(healed);
+            if obs.now > since + self.bound {
+                return Err(format!(
+                    "{} holds {} pending request(s) and executed nothing since {:?} (sequence number {exec}), \
+                     {:?} after healing at {healed:?}",
+                    v.id,
+                    r.pending_requests(),
+                    entry.2,
+                    self.bound
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -38,6 +38,11 @@ pub struct Config {
     /// A backup waiting this long for a request to execute starts a view change; also the
     /// base of the NEW-VIEW timer, doubled for each view change that does not complete.
     pub request_timeout: Duration,
+    /// Cap on the NEW-VIEW timer's back-off: it waits at most
+    /// `request_timeout * 2^max_backoff`. Without a cap, the view changes of a long
+    /// outage (each doubling the timer) leave the cluster waiting minutes for a faulty
+    /// new primary after the network heals.
+    pub max_backoff: u32,
     /// Period of status messages, retransmissions and catch-up checks.
     pub status_interval: Duration,
     /// Largest command accepted.
@@ -50,7 +55,8 @@ pub struct Config {
 
 impl Config {
     /// Defaults for replica `id`: checkpoints every 128, window 256, batches of up to
-    /// 256 items or 1 MiB, 8 batches in flight, 1 s request timeout, status every 100 ms,
+    /// 256 items or 1 MiB, 8 batches in flight, 1 s request timeout (NEW-VIEW timer
+    /// backing off to at most 8 s), status every 100 ms,
     /// 1 MiB commands, 10 000 pending requests, fast reads.
     #[must_use]
     pub fn new(id: NodeId) -> Self {
@@ -62,6 +68,7 @@ impl Config {
             max_batch_bytes: 1 << 20,
             max_inflight: 8,
             request_timeout: Duration::from_secs(1),
+            max_backoff: 3,
             status_interval: Duration::from_millis(100),
             max_command_size: 1 << 20,
             max_pending: 10_000,

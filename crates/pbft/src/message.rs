@@ -369,6 +369,11 @@ pub struct HardState {
     pub changing: bool,
     /// The stable checkpoint.
     pub stable: StableCheckpoint,
+    /// The NEW-VIEW of `view` this replica installed (none in view 0 or while
+    /// changing): after a restart it can still hand it to replicas that missed it,
+    /// which otherwise could wait for ever for a view its peers already run.
+    #[serde(default)]
+    pub new_view: Option<Signed<NewView>>,
 }
 
 /// SHA-256 of a service state, as certified by checkpoints.

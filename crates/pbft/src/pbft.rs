@@ -94,6 +94,8 @@ pub struct Pbft {
     pub(crate) role: Role,
     pub(crate) view_changes: BTreeMap<u64, BTreeMap<NodeId, Signed<ViewChange>>>,
     pub(crate) vc_deadline: Option<Instant>,
+    /// When this replica started changing to `view` (meaningful while not active).
+    pub(crate) changing_since: Instant,
     /// View changes in a row without executing a request, less one: the NEW-VIEW timer
     /// is `request_timeout * 2^backoff`.
     pub(crate) backoff: u32,
@@ -201,11 +203,12 @@ impl Pbft {
             flush_due: true,
             view: hs.view,
             active: !hs.changing,
-            new_view: None,
+            new_view: hs.new_view.clone().filter(|nv| !hs.changing && nv.body.view == hs.view),
             reported: (None, u64::MAX),
             role: Role::Follower,
             view_changes: BTreeMap::new(),
             vc_deadline: None,
+            changing_since: now,
             backoff: 0,
             changed_since_exec: false,
             exec_seq: hs.stable.seq,
@@ -423,7 +426,12 @@ impl Pbft {
     }
 
     pub(crate) fn hard_state(&self) -> HardState {
-        HardState { view: self.view, changing: !self.active, stable: self.stable.clone() }
+        HardState {
+            view: self.view,
+            changing: !self.active,
+            stable: self.stable.clone(),
+            new_view: self.new_view.clone().filter(|nv| self.active && nv.body.view == self.view),
+        }
     }
 
     pub(crate) fn persist_hard_state(&mut self) {
@@ -1012,6 +1020,12 @@ impl Protocol for Pbft {
             return Err(ProposeError::Busy);
         }
         let item = Item::Request(command);
+        if self.executed.contains(&item.digest()) {
+            // A retry of a request that executed here: the primary would not order it
+            // again, so the proposal would never resolve. The host answers such retries
+            // from its session table; anything else is refused.
+            return Err(ProposeError::Unavailable("this request already executed".into()));
+        }
         self.proposals.entry(item.digest()).or_default().push_back(id);
         self.add_request(item, true);
         Ok(())

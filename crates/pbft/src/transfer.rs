@@ -23,6 +23,7 @@ impl Pbft {
             executed: self.exec_seq,
         };
         self.broadcast(&status, false);
+        self.check_stuck_view_change();
         if !self.active {
             if let Some(vc) = self.view_changes.get(&self.view).and_then(|m| m.get(&self.id_())).cloned() {
                 self.broadcast(&Message::ViewChange(vc), true);

@@ -1,6 +1,7 @@
 //! View changes: VIEW-CHANGE with the stable checkpoint and prepared certificates,
 //! NEW-VIEW with V and O, which every backup recomputes.
 
+use std::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
 
 use ballot_core::NodeId;
@@ -35,9 +36,38 @@ impl Pbft {
             slot.prepared = false;
         }
         self.vc_deadline = None;
+        self.changing_since = self.now;
         self.send_view_change();
         self.report_role();
         self.check_new_view_quorum(target);
+    }
+
+    /// How long a replica waits for a NEW-VIEW (once 2f+1 VIEW-CHANGEs are in), doubled
+    /// for each view change since it last executed something, up to the cap.
+    pub(crate) fn view_change_timeout(&self) -> Duration {
+        let factor = 1u32.checked_shl(self.backoff.min(self.cfg.max_backoff).min(16)).unwrap_or(1 << 16);
+        self.request_timeout().saturating_mul(factor)
+    }
+
+    /// A replica changing to a view for which 2f+1 VIEW-CHANGEs never arrive (the ones
+    /// it missed were sent by replicas that have since moved on to a higher view, or
+    /// restarted and forgot them) would wait for ever: after a view-change timeout it
+    /// joins the lowest higher view another replica asks for. Without this, two correct
+    /// replicas waiting in view v and a third in v+1 (a faulty primary of v staying
+    /// silent) never reach a quorum in either view (found by ballot-sim).
+    pub(crate) fn check_stuck_view_change(&mut self) {
+        if self.active || self.vc_deadline.is_some() || self.now < self.changing_since + self.view_change_timeout() {
+            return;
+        }
+        let me = self.id_();
+        let higher = self
+            .view_changes
+            .range(self.view + 1..)
+            .find(|(_, m)| m.keys().any(|s| *s != me))
+            .map(|(v, _)| *v);
+        if let Some(v) = higher {
+            self.start_view_change(v);
+        }
     }
 
     /// Builds, records and sends this replica's VIEW-CHANGE for the current view.
@@ -132,6 +162,20 @@ impl Pbft {
             {
                 self.send(from, Message::NewView(nv));
             }
+            // A replica still changing to a view this one gave up on: the VIEW-CHANGEs
+            // for that view (signed, so relayable) let it gather 2f+1, time out like
+            // this one did and follow; without them it could wait for ever for a
+            // VIEW-CHANGE that was lost before its sender moved on.
+            if !self.active && target < self.view {
+                let relay: Vec<Signed<ViewChange>> = self
+                    .view_changes
+                    .get(&target)
+                    .map(|m| m.values().filter(|v| v.signer != from).cloned().collect())
+                    .unwrap_or_default();
+                for v in relay {
+                    self.send(from, Message::ViewChange(v));
+                }
+            }
             return;
         }
         if self.view_changes.get(&target).is_some_and(|m| m.contains_key(&vc.signer)) {
@@ -174,8 +218,7 @@ impl Pbft {
         if self.primary_of(target) == self.id_() {
             self.send_new_view(target);
         } else if self.vc_deadline.is_none() {
-            let factor = 1u32.checked_shl(self.backoff.min(16)).unwrap_or(1 << 16);
-            self.vc_deadline = Some(self.now + self.request_timeout().saturating_mul(factor));
+            self.vc_deadline = Some(self.now + self.view_change_timeout());
         }
     }
 
@@ -260,6 +303,8 @@ impl Pbft {
         self.active = true;
         self.view_changes = self.view_changes.split_off(&(view + 1));
         self.vc_deadline = None;
+        // Written with the view, so that a restarted replica can still relay it.
+        self.new_view = Some(nv.clone());
         self.persist_hard_state();
         self.adopt_stable(stable);
         let null = null_digest();

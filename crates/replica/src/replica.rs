@@ -359,6 +359,16 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
         }
         let pending = Pending { request: id, operation, started: now, deadline: now + self.cfg.request_timeout };
         match S::route(&request) {
+            // Under a Byzantine protocol every replica answers every client: a retry of a
+            // write this replica already applied is answered from its session table (the
+            // protocol would not order an executed request again).
+            Route::Write
+                if matches!(self.protocol.client_rule(), ballot_core::ClientRule::Matching { .. })
+                    && let Some(SessionCheck::Duplicate(previous)) = session.map(|s| self.sessions.check(s)) =>
+            {
+                let previous = previous.clone();
+                self.finish(pending, Ok(previous));
+            }
             Route::Write => {
                 let proposal = ProposalId(self.next_id());
                 match self.protocol.propose(self.now, proposal, command) {

@@ -166,7 +166,9 @@ impl Pbft {
             // for that view (signed, so relayable) let it gather 2f+1, time out like
             // this one did and follow; without them it could wait for ever for a
             // VIEW-CHANGE that was lost before its sender moved on.
-            if !self.active && target < self.view {
+            // Only in answer to the peer's own VIEW-CHANGE (not to a relayed one: two
+            // replicas past that view would relay to each other for ever).
+            if !self.active && target < self.view && vc.signer == from {
                 let relay: Vec<Signed<ViewChange>> = self
                     .view_changes
                     .get(&target)

@@ -165,7 +165,12 @@ impl Cluster {
             let id = ProposalId(self.next_proposal);
             let now = self.now;
             if let Some(p) = self.nodes[i as usize - 1].pbft.as_mut() {
-                p.propose(now, id, command.clone()).expect("propose");
+                // A replica that already executed the request refuses it (the host
+                // answers such retries from its session table).
+                match p.propose(now, id, command.clone()) {
+                    Ok(()) | Err(ballot_core::ProposeError::Unavailable(_)) => {}
+                    Err(e) => panic!("propose: {e}"),
+                }
             }
         }
     }

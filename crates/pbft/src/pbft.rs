@@ -763,7 +763,8 @@ impl Pbft {
                     let proposal = ids.pop_front();
                     self.out.push(Output::Apply(Apply::Command { index, command: command.clone(), proposal }));
                     for id in ids {
-                        let error = ProposeError::Unavailable("the same request executed under an earlier proposal".into());
+                        let error =
+                            ProposeError::Unavailable("the same request executed under an earlier proposal".into());
                         self.out.push(Output::ProposalFailed { id, error });
                     }
                 }

@@ -1,8 +1,8 @@
 //! View changes: VIEW-CHANGE with the stable checkpoint and prepared certificates,
 //! NEW-VIEW with V and O, which every backup recomputes.
 
-use std::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use ballot_core::NodeId;
 
@@ -60,11 +60,8 @@ impl Pbft {
             return;
         }
         let me = self.id_();
-        let higher = self
-            .view_changes
-            .range(self.view + 1..)
-            .find(|(_, m)| m.keys().any(|s| *s != me))
-            .map(|(v, _)| *v);
+        let higher =
+            self.view_changes.range(self.view + 1..).find(|(_, m)| m.keys().any(|s| *s != me)).map(|(v, _)| *v);
         if let Some(v) = higher {
             self.start_view_change(v);
         }

@@ -68,8 +68,9 @@ fn main() -> anyhow::Result<()> {
     if args.trace {
         tracing_subscriber::fmt()
             .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "ballot_sim=trace,ballot_raft=debug,ballot_paxos=debug,ballot_pbft=debug".into()),
+                tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                    "ballot_sim=trace,ballot_raft=debug,ballot_paxos=debug,ballot_pbft=debug".into()
+                }),
             )
             .with_writer(std::io::stderr)
             .with_target(false)

@@ -288,11 +288,8 @@ impl Algorithm for PbftAlgorithm {
 
     fn settings(&self) -> String {
         let c = &self.template;
-        let plans: Vec<String> = self
-            .plans
-            .iter()
-            .map(|p| p.behaviours.iter().map(|b| b.name()).collect::<Vec<_>>().join("+"))
-            .collect();
+        let plans: Vec<String> =
+            self.plans.iter().map(|p| p.behaviours.iter().map(|b| b.name()).collect::<Vec<_>>().join("+")).collect();
         format!(
             "batch {}, inflight {}, K {}, L {}, request timeout {:?}, status {:?}, reads {:?}, liar plans [{}]",
             c.max_batch,
@@ -474,10 +471,10 @@ impl Algorithm for PbftAlgorithm {
                         o.pop();
                     }
                     _ => {
-                        let next = o.last().map_or_else(
-                            || nv.body.view_changes.first().map_or(0, |v| v.body.stable.seq),
-                            |x| x.0,
-                        ) + 1;
+                        let next = o
+                            .last()
+                            .map_or_else(|| nv.body.view_changes.first().map_or(0, |v| v.body.stable.seq), |x| x.0)
+                            + 1;
                         o.push((next, random_digest(rng)));
                     }
                 }
@@ -665,5 +662,145 @@ impl<N: PbftView> Checker<N> for RequestProgress {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checker::{AnyCommand, AppliedItem, NodeView};
+    use crate::history::History;
+
+    /// A hand-made replica: what the PBFT checkers read.
+    #[derive(Default)]
+    struct Fake {
+        executed: u64,
+        stable: u64,
+        committed: BTreeMap<u64, Digest>,
+        pending: usize,
+    }
+
+    impl PbftView for Fake {
+        fn executed_seq(&self) -> u64 {
+            self.executed
+        }
+        fn stable_seq(&self) -> u64 {
+            self.stable
+        }
+        fn committed_digest(&self, seq: u64) -> Option<Digest> {
+            self.committed.get(&seq).copied()
+        }
+        fn pending_requests(&self) -> usize {
+            self.pending
+        }
+    }
+
+    fn views(replicas: &[Fake]) -> Vec<NodeView<'_, Fake>> {
+        replicas
+            .iter()
+            .enumerate()
+            .map(|(i, r)| NodeView {
+                id: NodeId(i as u64 + 1),
+                incarnation: 0,
+                replica: Some(r),
+                info: None,
+                applied: 0,
+                digest: None,
+                unsynced_writes: 0,
+                refuses_to_start: false,
+                byzantine: false,
+            })
+            .collect()
+    }
+
+    fn obs<'a>(
+        now: u64,
+        node: Option<u64>,
+        applied: &'a [AppliedItem],
+        nodes: &'a [NodeView<'a, Fake>],
+        history: &'a History,
+        healed: Option<u64>,
+    ) -> Observation<'a, Fake> {
+        Observation {
+            now: Instant::from_millis(now),
+            node: node.map(NodeId),
+            applied,
+            nodes,
+            healed_since: healed.map(Instant::from_millis),
+            oldest_pending_proposal: None,
+            last_client_success: None,
+            clients_active: false,
+            history,
+            commands: &AnyCommand,
+            final_check: false,
+        }
+    }
+
+    fn replica(executed: u64, committed: &[(u64, &[u8])]) -> Fake {
+        Fake { executed, committed: committed.iter().map(|(s, b)| (*s, sha256(b))).collect(), ..Fake::default() }
+    }
+
+    #[test]
+    fn sequence_agreement_fires_when_two_correct_replicas_commit_different_batches() {
+        let h = History::new();
+        let mut c = SequenceAgreement::default();
+        let good = [replica(2, &[(1, b"a"), (2, b"b")]), replica(2, &[(1, b"a"), (2, b"b")])];
+        let v = views(&good);
+        for n in [1, 2] {
+            assert!(Checker::<Fake>::check(&mut c, &obs(1, Some(n), &[], &v, &h, None)).is_ok());
+        }
+        // A replica that accepted an equivocating primary's second batch at 2.
+        let bad = [replica(2, &[(1, b"a"), (2, b"b")]), replica(2, &[(1, b"a"), (2, b"other")])];
+        let v = views(&bad);
+        let err = Checker::<Fake>::check(&mut c, &obs(2, Some(2), &[], &v, &h, None)).unwrap_err();
+        assert!(err.contains("sequence number 2"), "{err}");
+    }
+
+    #[test]
+    fn client_signed_fires_on_an_executed_request_no_client_signed() {
+        let h = History::new();
+        let sigs = ClientSignatures::default();
+        sigs.sign(b"put x 1");
+        let mut c = ClientSigned::new(&sigs);
+        let v = views(&[]);
+        let item = |cmd: &'static [u8]| AppliedItem {
+            apply: Apply::Command { index: 1, command: Bytes::from_static(cmd), proposal: None },
+            digest: None,
+        };
+        let ok = [item(b"put x 1")];
+        assert!(Checker::<Fake>::check(&mut c, &obs(1, Some(1), &ok, &v, &h, None)).is_ok());
+        let forged = [item(b"put x 666")];
+        let err = Checker::<Fake>::check(&mut c, &obs(1, Some(1), &forged, &v, &h, None)).unwrap_err();
+        assert!(err.contains("no client signed"), "{err}");
+        // The planted bug's registry (trusting everything) still checks signatures.
+        let trusting = ClientSignatures { trust_all: true, ..sigs.clone() };
+        assert!(trusting.verify(b"put x 666"));
+        assert!(
+            Checker::<Fake>::check(&mut ClientSigned::new(&trusting), &obs(1, Some(1), &forged, &v, &h, None)).is_err()
+        );
+    }
+
+    #[test]
+    fn request_progress_fires_when_pending_requests_stall_after_healing() {
+        let h = History::new();
+        let mut c = RequestProgress::new(Duration::from_secs(10));
+        let stalled = [Fake { executed: 5, pending: 3, ..Fake::default() }];
+        let v = views(&stalled);
+        // While faults are active nothing is required.
+        assert!(Checker::<Fake>::check(&mut c, &obs(1_000, None, &[], &v, &h, None)).is_ok());
+        assert!(Checker::<Fake>::check(&mut c, &obs(2_000, None, &[], &v, &h, Some(2_000))).is_ok());
+        assert!(Checker::<Fake>::check(&mut c, &obs(11_000, None, &[], &v, &h, Some(2_000))).is_ok());
+        let err = Checker::<Fake>::check(&mut c, &obs(12_001, None, &[], &v, &h, Some(2_000))).unwrap_err();
+        assert!(err.contains("pending request"), "{err}");
+        // Progress resets the clock; no pending requests, nothing to do.
+        let mut c = RequestProgress::new(Duration::from_secs(10));
+        assert!(Checker::<Fake>::check(&mut c, &obs(2_000, None, &[], &v, &h, Some(2_000))).is_ok());
+        let moved = [Fake { executed: 6, pending: 3, ..Fake::default() }];
+        let v = views(&moved);
+        assert!(Checker::<Fake>::check(&mut c, &obs(11_000, None, &[], &v, &h, Some(2_000))).is_ok());
+        assert!(Checker::<Fake>::check(&mut c, &obs(20_000, None, &[], &v, &h, Some(2_000))).is_ok());
+        let idle = [Fake { executed: 6, pending: 0, ..Fake::default() }];
+        let v = views(&idle);
+        assert!(Checker::<Fake>::check(&mut c, &obs(40_000, None, &[], &v, &h, Some(2_000))).is_ok());
     }
 }

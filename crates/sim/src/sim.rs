@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use ballot_client_proto::{Answer, Call, CallError, Endpoints, Policy, QuorumCall, SessionPool, Step, Vote};
 use ballot_core::service::{Command, Session, StateMachine};
-use ballot_core::{Apply, ClientRule, Event, Instant, Membership, NodeId, Persist, Protocol, Recovered, Role, SeededRng};
+use ballot_core::{
+    Apply, ClientRule, Event, Instant, Membership, NodeId, Persist, Protocol, Recovered, Role, SeededRng,
+};
 use ballot_replica::{Replica, ReplicaConfig, ReplicaOutput, RequestId, WatchId};
 use ballot_wire::{ClientError, Codec};
 use bytes::Bytes;
@@ -542,11 +544,7 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
             committed: HashMap::new(),
             effects: HashMap::new(),
             max_applied: 0,
-            stats: RunStats {
-                runs: 1,
-                byzantine_runs: u64::from(byzantine_run),
-                ..RunStats::default()
-            },
+            stats: RunStats { runs: 1, byzantine_runs: u64::from(byzantine_run), ..RunStats::default() },
             step_applied: Vec::new(),
             same_instant: 0,
             restoring_membership: false,
@@ -1314,9 +1312,10 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
         let policy = cfg.policy();
         let seed = self.rng.next_u64();
         let call = match (self.client_rule, self.client_pin) {
-            (ClientRule::Matching { writes, reads }, _) => {
-                CallKind::Quorum(QuorumCall::new(now, &policy, write, if write { writes } else { reads }), HashMap::new())
-            }
+            (ClientRule::Matching { writes, reads }, _) => CallKind::Quorum(
+                QuorumCall::new(now, &policy, write, if write { writes } else { reads }),
+                HashMap::new(),
+            ),
             (ClientRule::Leader, Some(node)) => CallKind::Leader(Call::pinned(now, &policy, write, seed, node)),
             (ClientRule::Leader, None) => CallKind::Leader(Call::new(now, &policy, write, seed)),
         };

@@ -46,6 +46,8 @@ pub struct Node {
     pub restores: u64,
     pub liar: Option<Rewrite>,
     pub forge: Forge,
+    /// Proposals resolved here: applied or failed.
+    pub resolved: Vec<ProposalId>,
 }
 
 pub struct Cluster {
@@ -131,6 +133,7 @@ impl Cluster {
                 restores: 0,
                 liar: None,
                 forge,
+                resolved: Vec::new(),
             });
         }
         c
@@ -239,7 +242,8 @@ impl Cluster {
                         p.persisted(now, batch.id);
                     }
                     Output::Apply(a) => match a {
-                        Apply::Command { index, command, .. } => {
+                        Apply::Command { index, command, proposal } => {
+                            node.resolved.extend(proposal);
                             assert_eq!(index, node.service.log.len() as u64 + 1, "{} applies out of order", node.id);
                             node.service.log.push((index, Some(command.to_vec())));
                         }
@@ -264,6 +268,7 @@ impl Cluster {
                         }
                     },
                     Output::ReadReady { id, index } => node.reads.push((id, index)),
+                    Output::ProposalFailed { id, .. } => node.resolved.push(id),
                     _ => {}
                 }
             }

@@ -424,8 +424,8 @@ impl Algorithm for PbftAlgorithm {
             if !others.is_empty() {
                 let claimed = others[usize::try_from(rng.gen_range(0..others.len() as u64)).unwrap_or(0)];
                 let forged = match &message {
-                    Message::Prepare(p) => Some(Message::Prepare(forge.impersonate(claimed, p.body.clone()))),
-                    Message::Checkpoint(c) => Some(Message::Checkpoint(forge.impersonate(claimed, c.body.clone()))),
+                    Message::Prepare(p) => Some(Message::Prepare(forge.impersonate(claimed, p.body))),
+                    Message::Checkpoint(c) => Some(Message::Checkpoint(forge.impersonate(claimed, c.body))),
                     Message::ViewChange(v) => Some(Message::ViewChange(forge.impersonate(claimed, v.body.clone()))),
                     _ => None,
                 };
@@ -442,7 +442,9 @@ impl Algorithm for PbftAlgorithm {
                 batch.push(Forge::bogus_request(b"a request no client signed"));
                 forge.resign(&Message::PrePrepare { pre_prepare, batch })
             }
-            Message::PrePrepare { pre_prepare, mut batch } if plan.has(Behaviour::Equivocate) && to.0 % 2 == 0 => {
+            Message::PrePrepare { pre_prepare, mut batch }
+                if plan.has(Behaviour::Equivocate) && to.0.is_multiple_of(2) =>
+            {
                 act(Behaviour::Equivocate);
                 batch.push(Item::Barrier { replica: from, nonce: rng.next_u64() });
                 forge.resign(&Message::PrePrepare { pre_prepare, batch })

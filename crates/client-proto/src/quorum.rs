@@ -223,7 +223,11 @@ mod tests {
         e
     }
 
-    fn send_to_all(call: &mut QuorumCall<&'static str>, e: &mut Endpoints<&'static str>, now: Instant) -> Vec<&'static str> {
+    fn send_to_all(
+        call: &mut QuorumCall<&'static str>,
+        e: &mut Endpoints<&'static str>,
+        now: Instant,
+    ) -> Vec<&'static str> {
         let mut sent = Vec::new();
         while let Step::Send { to, .. } = call.poll(now, e) {
             sent.push(to);

@@ -275,6 +275,8 @@ type ServiceOf<W> = <W as Workload>::Service;
 type RequestOf<W> = <ServiceOf<W> as StateMachine>::Request;
 type ResponseOf<W> = <ServiceOf<W> as StateMachine>::Response;
 type EventOf<W> = <ServiceOf<W> as StateMachine>::Event;
+/// What a simulated node's replica puts out.
+type NodeOutput<A, W> = ReplicaOutput<MessageOf<A>, EntryOf<A>, HardStateOf<A>, ResponseOf<W>, EventOf<W>>;
 
 enum Ev<M, R, V> {
     Start { node: usize },
@@ -969,11 +971,7 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
             .map_err(|e| self.violation("Serialization", format!("a {what} did not deserialize: {e}")))
     }
 
-    fn handle_output(
-        &mut self,
-        i: usize,
-        out: ReplicaOutput<MessageOf<A>, EntryOf<A>, HardStateOf<A>, ResponseOf<W>, EventOf<W>>,
-    ) -> StepResult {
+    fn handle_output(&mut self, i: usize, out: NodeOutput<A, W>) -> StepResult {
         let now = self.now;
         match out {
             ReplicaOutput::Send { to, message } => {

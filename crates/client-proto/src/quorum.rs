@@ -269,7 +269,9 @@ mod tests {
         call.on_vote(ms(1), "n2", Vote::Reply { fingerprint: 9 });
         // The others never answer: the call retransmits to them after the attempt
         // timeout, then gives up at the deadline.
-        let retry = ms(0) + policy.attempt_timeout + policy.backoff_min;
+        let lost = ms(0) + policy.attempt_timeout;
+        assert_eq!(call.poll(lost, &mut e), Step::Wait(lost + policy.backoff_min), "a pause before resending");
+        let retry = lost + policy.backoff_min;
         assert_eq!(send_to_all(&mut call, &mut e, retry), vec!["n1", "n3", "n4"], "retransmitted");
         let end = ms(0) + policy.deadline;
         match call.poll(end, &mut e) {

@@ -194,6 +194,10 @@ pub struct Replica<P: Protocol, S: StateMachine> {
     /// first at the next tick, so that a full pipeline delays them by a tick, not by
     /// the service's own retry period.
     tick_backlog: VecDeque<Bytes>,
+    /// Writes of the service's tick that are proposed and not yet resolved: asking
+    /// again for one of those (a revoke retried while the log is slow) adds nothing
+    /// but load, so it waits until the first copy is applied or failed.
+    tick_open: HashMap<Bytes, ProposalId>,
     reads: HashMap<ReadId, PendingRead<S::Request>>,
     reads_at: BTreeMap<u64, Vec<PendingRead<S::Request>>>,
     watchers: BTreeMap<WatchId, S::Request>,
@@ -232,6 +236,7 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
             open_proposals: BTreeMap::new(),
             last_fresh: false,
             tick_backlog: VecDeque::new(),
+            tick_open: HashMap::new(),
             reads: HashMap::new(),
             reads_at: BTreeMap::new(),
             watchers: BTreeMap::new(),
@@ -551,12 +556,13 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
         let requests = self.service.tick(self.now, is_leader);
         if !is_leader {
             self.tick_backlog.clear();
+            self.tick_open.clear();
         }
         for request in requests {
             match self.codec.encode(&Command { session: None, request }) {
                 // The service asks again for what it still waits for (a revoke it retries):
-                // one copy waiting is enough.
-                Ok(command) if self.tick_backlog.contains(&command) => {}
+                // one copy waiting or in flight is enough.
+                Ok(command) if self.tick_backlog.contains(&command) || self.tick_open.contains_key(&command) => {}
                 Ok(command) if self.tick_backlog.len() < TICK_BACKLOG_LIMIT => self.tick_backlog.push_back(command),
                 Ok(_) => tracing::warn!("service tick backlog full: a tick proposal waits for the service's retry"),
                 Err(e) => tracing::error!(error = %e, "cannot encode a service tick proposal"),
@@ -567,6 +573,7 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
             match self.protocol.propose(self.now, id, command.clone()) {
                 Ok(()) => {
                     self.open_proposals.insert(id, self.now);
+                    self.tick_open.insert(command, id);
                 }
                 Err(ProposeError::Busy) => {
                     self.tick_backlog.push_front(command);
@@ -617,8 +624,16 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
         }
     }
 
-    fn proposal_failed(&mut self, id: ProposalId, error: ProposeError) {
+    /// Proposal `id` was applied or failed.
+    fn resolved(&mut self, id: ProposalId) {
         self.open_proposals.remove(&id);
+        if !self.tick_open.is_empty() {
+            self.tick_open.retain(|_, open| *open != id);
+        }
+    }
+
+    fn proposal_failed(&mut self, id: ProposalId, error: ProposeError) {
+        self.resolved(id);
         let Some(key) = self.proposals.remove(&id) else { return };
         let Some(waiting) = self.writes.get_mut(&key) else { return };
         // Only the requests that rode on this proposal: a retry may have re-proposed.
@@ -649,7 +664,7 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
         match item {
             Apply::Command { index, command, proposal } => {
                 if let Some(id) = proposal {
-                    self.open_proposals.remove(&id);
+                    self.resolved(id);
                 }
                 let (key, result) = self.apply_command(index, &command);
                 self.applied = index;

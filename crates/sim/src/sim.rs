@@ -287,7 +287,8 @@ type ServiceOf<W> = <W as Workload>::Service;
 type RequestOf<W> = <ServiceOf<W> as StateMachine>::Request;
 type ResponseOf<W> = <ServiceOf<W> as StateMachine>::Response;
 type EventOf<W> = <ServiceOf<W> as StateMachine>::Event;
-type SimOutput<A, W> = ReplicaOutput<MessageOf<A>, EntryOf<A>, HardStateOf<A>, ResponseOf<W>, EventOf<W>>;
+/// What a simulated node's replica puts out.
+type NodeOutput<A, W> = ReplicaOutput<MessageOf<A>, EntryOf<A>, HardStateOf<A>, ResponseOf<W>, EventOf<W>>;
 
 enum Ev<M, R, V> {
     Start { node: usize },
@@ -1020,7 +1021,7 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
             .map_err(|e| self.violation("Serialization", format!("a {what} did not deserialize: {e}")))
     }
 
-    fn handle_output(&mut self, i: usize, out: SimOutput<A, W>) -> StepResult {
+    fn handle_output(&mut self, i: usize, out: NodeOutput<A, W>) -> StepResult {
         let now = self.now;
         match out {
             ReplicaOutput::Send { to, message } => {

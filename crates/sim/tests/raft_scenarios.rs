@@ -131,6 +131,8 @@ fn a_minority_partition_cannot_commit_while_the_majority_continues() {
         assert_eq!(sim.committed_at(op), None, "op {op:?} was never committed");
         assert_eq!(sim.history().get(op).map(|o| o.outcome), Some(Outcome::Indeterminate));
     }
+    // Whoever leads after the heal holds the majority's log: it is one of the majority.
+    wait_until(&mut sim, Duration::from_secs(10), "a stable leader after the heal", |s| s.stable_leader().is_some());
     assert!(sim.stable_leader().is_some_and(|l| majority.contains(&l) || l == new_leader));
     sim.stop_clients();
     advance(&mut sim, Duration::from_secs(3));

@@ -18,7 +18,6 @@ fn sweep<A: Algorithm, F: Fn() -> A + Sync>(make: F, service: Service) -> RunSta
 /// A log algorithm did real work for the service's clients.
 fn assert_busy(s: &RunStats) {
     assert!(s.commands_committed > 10 * s.runs, "{s}");
-    assert!(s.ops_ok > 10 * s.runs, "the clients got answers: {s}");
 }
 
 /// The Synod decides exactly one command per run, and every replica learns it.
@@ -38,6 +37,7 @@ fn assert_faults_met(s: &RunStats) {
 fn config_on_raft() {
     let s = sweep(RaftAlgorithm::default, Service::Config);
     assert_busy(&s);
+    assert!(s.ops_ok > 10 * s.runs, "the clients' changes were acknowledged: {s}");
     assert_faults_met(&s);
     assert!(s.restores > 0, "snapshots of the config service were installed: {s}");
 }

@@ -110,6 +110,12 @@ impl Workload for ElectionWorkload {
         _cfg: &ClientConfig,
     ) -> Option<PlannedOp<ElectionRequest>> {
         let election = self.elections[self.election_of(client)].clone();
+        if rng.gen_range(0..8) == 0 {
+            // Who leads? A linearizable read, the one request every replica can serve
+            // whatever the lease state (and the only one that succeeds under the Synod
+            // once its single decision is taken).
+            return Some(PlannedOp { request: ElectionRequest::Leader { election }, model: None });
+        }
         let c = self.campaigner(client).clone();
         let request = match c.lease {
             // No lease, or one it can no longer count on: a leader stops acting at once.

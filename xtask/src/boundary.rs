@@ -15,6 +15,7 @@ pub const GUARDED: &[&str] = &[
     "ballot-raft",
     "ballot-paxos",
     "ballot-pbft",
+    "ballot-pbft-auth",
     "ballot-replica",
     "ballot-client-proto",
     "ballot-ledger",

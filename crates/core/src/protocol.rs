@@ -116,6 +116,17 @@ pub trait Protocol {
         ClientRule::Leader
     }
 
+    /// The service command inside `command`, the bytes a client sent: `command` itself,
+    /// unless this protocol's clients wrap their commands (PBFT's signed requests carry
+    /// the client's certificate and signature around it). The host decodes the service
+    /// request from the body, and proposes `command` whole.
+    ///
+    /// # Errors
+    /// Why `command` is not a request of this protocol's clients (for the client).
+    fn request_body(&self, command: &Bytes) -> Result<Bytes, String> {
+        Ok(command.clone())
+    }
+
     /// The next output, or `None` when there is nothing to do until the next input.
     #[must_use]
     fn poll_output(&mut self) -> Option<Output<Self::Message, Self::Entry, Self::HardState>>;
@@ -142,6 +153,22 @@ pub enum ClientRule {
         /// Matching replies a read needs.
         reads: usize,
     },
+}
+
+impl ClientRule {
+    /// The rule of a Byzantine fault tolerant cluster of `replicas`: f+1 matching replies
+    /// for a write, 2f+1 (all but f) for an unordered read, with f = (n-1)/3.
+    ///
+    /// ```
+    /// assert_eq!(ballot_core::ClientRule::byzantine(4), ballot_core::ClientRule::Matching { writes: 2, reads: 3 });
+    /// ```
+    #[must_use]
+    pub const fn byzantine(replicas: usize) -> Self {
+        ClientRule::Matching {
+            writes: crate::Quorum::faults(replicas) + 1,
+            reads: crate::Quorum::Byzantine.size(replicas),
+        }
+    }
 }
 
 /// What a protocol asks its caller to do.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ballot_core::NodeId;
+use ballot_core::{ConsensusSettings, NodeId};
 
 use crate::PbftError;
 
@@ -74,6 +74,18 @@ impl Config {
             max_pending: 10_000,
             read_mode: ReadMode::Fast,
         }
+    }
+
+    /// Defaults for replica `id` with a server's shared settings: the request timeout
+    /// (a backup's wait for the primary) is the election timeout, the status and
+    /// retransmission period the heartbeat.
+    #[must_use]
+    pub fn from_settings(id: NodeId, settings: &ConsensusSettings) -> Self {
+        let mut config = Self::new(id);
+        config.request_timeout = settings.election_timeout;
+        config.status_interval = settings.heartbeat;
+        config.max_command_size = settings.max_command_size;
+        config
     }
 
     /// Checks the settings.

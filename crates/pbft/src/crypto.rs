@@ -56,6 +56,16 @@ pub trait Verifier: Send + Sync {
 pub trait RequestAuth: Send + Sync {
     /// Whether `command` carries a valid client signature.
     fn verify(&self, command: &[u8]) -> bool;
+
+    /// The service command a signed `command` wraps (the host decodes the request from
+    /// it; [`Protocol::request_body`](ballot_core::Protocol::request_body)). By default
+    /// commands are not wrapped.
+    ///
+    /// # Errors
+    /// Why `command` is not a signed request, for the client.
+    fn body(&self, command: &Bytes) -> Result<Bytes, String> {
+        Ok(command.clone())
+    }
 }
 
 /// The authentication a replica is built with.

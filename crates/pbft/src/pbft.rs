@@ -1075,7 +1075,11 @@ impl Protocol for Pbft {
     }
 
     fn client_rule(&self) -> ClientRule {
-        ClientRule::Matching { writes: self.f + 1, reads: self.quorum }
+        ClientRule::byzantine(self.replicas.len())
+    }
+
+    fn request_body(&self, command: &Bytes) -> Result<Bytes, String> {
+        self.crypto.requests.body(command)
     }
 
     fn poll_output(&mut self) -> Option<PbftOutput> {

@@ -10,6 +10,10 @@
 //! for client authentication only, so it cannot pose as a node. Names ending in
 //! `.ballot` are identities and need not resolve.
 //!
+//! Keys are Ed25519, so that PBFT replicas and clients can sign with them too (see
+//! `ballot-pbft-auth`); TLS 1.3 with the ring provider authenticates with them as with
+//! any other key.
+//!
 //! These certificates are for development and tests: the CA key sits next to the
 //! certificates and the validity is ten years. Production clusters should issue
 //! certificates with the same names from their own CA.
@@ -104,12 +108,12 @@ fn base_params(common_name: &str) -> CertificateParams {
 }
 
 impl DevCa {
-    /// Generates a new CA (ECDSA P-256).
+    /// Generates a new CA (Ed25519).
     ///
     /// # Errors
     /// [`Error::CertGen`] when key or certificate generation fails.
     pub fn generate() -> Result<Self, Error> {
-        let key = KeyPair::generate().map_err(gen_err("CA key"))?;
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(gen_err("CA key"))?;
         // A name unique to this CA (from its key), so that certificates of another
         // development CA are reported as "unknown CA", not as a bad signature.
         let key_id: String =
@@ -191,7 +195,7 @@ impl DevCa {
     }
 
     fn issue(&self, params: CertificateParams, what: &str) -> Result<IssuedCert, Error> {
-        let key = KeyPair::generate().map_err(gen_err(format!("key for {what}")))?;
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(gen_err(format!("key for {what}")))?;
         let cert = params.signed_by(&key, &self.issuer).map_err(gen_err(what))?;
         Ok(IssuedCert {
             cert: cert.der().clone(),

@@ -74,7 +74,9 @@ pub use client::{ClientConnection, ClientConnector, ClientListener, NodeConnecti
 pub use config::{ClientOptions, QuicConfig};
 pub use error::Error;
 pub use metrics::HandshakeFailure;
-pub use tls::{ALPN_CLIENT, ALPN_PEER, CLIENT_DNS_NAME, IDENTITY_SUFFIX, PeerIdentity, TlsConfig, node_dns_name};
+pub use tls::{
+    ALPN_CLIENT, ALPN_PEER, CLIENT_DNS_NAME, IDENTITY_SUFFIX, PeerIdentity, TlsConfig, load_certificate, node_dns_name,
+};
 pub use transport::QuicTransport;
 
 /// Application close code: orderly shutdown or client disconnect.

@@ -257,6 +257,18 @@ impl TlsConfig {
         &self.inner.ca
     }
 
+    /// This end's certificate (the leaf of its chain).
+    #[must_use]
+    pub fn certificate(&self) -> &CertificateDer<'static> {
+        &self.inner.certified.cert[0]
+    }
+
+    /// This end's private key (PBFT replicas and clients sign with it too).
+    #[must_use]
+    pub fn private_key(&self) -> &PrivateKeyDer<'static> {
+        &self.inner.key
+    }
+
     /// A secret derived from the private key and `label`, stable across restarts (used
     /// to key QUIC stateless resets).
     pub(crate) fn derive_secret(&self, label: &[u8]) -> [u8; 32] {
@@ -433,6 +445,16 @@ fn read_pem(path: &Path, what: &'static str) -> Result<Vec<u8>, Error> {
         return Err(Error::FileTooLarge { what, path: path.into(), size: bytes.len() as u64, max: MAX_PEM_FILE });
     }
     Ok(bytes)
+}
+
+/// Loads the certificate of a PEM file (the first, if it holds a chain).
+///
+/// # Errors
+/// [`Error::ReadFile`] for a missing or unreadable file, [`Error::BadPem`] for a file
+/// that is not PEM or holds no certificate.
+pub fn load_certificate(path: &Path) -> Result<CertificateDer<'static>, Error> {
+    let mut certs = parse_certs(&read_pem(path, "certificate")?, "certificate", path)?;
+    Ok(certs.swap_remove(0))
 }
 
 fn parse_certs(pem: &[u8], what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {

@@ -39,8 +39,9 @@ pub type WatchItem<E> = Result<E, ClientError>;
 
 /// What clients ask of the driver.
 pub(crate) enum Call<S: StateMachine> {
-    /// A request of the service as the client encoded it (a `Command`).
-    Command { command: Bytes, reply: Reply<S::Response> },
+    /// A request of the service as the client encoded it (a `Command`); `ordered`: a
+    /// read ordered like a write (`Replica::request_ordered`).
+    Command { command: Bytes, ordered: bool, reply: Reply<S::Response> },
     /// Open a watch stream.
     Watch { request: S::Request, reply: Reply<mpsc::Receiver<WatchItem<S::Event>>> },
 }
@@ -223,10 +224,14 @@ where
     fn on_call(&mut self, call: Call<S>) {
         let now = self.now();
         match call {
-            Call::Command { command, reply } => {
+            Call::Command { command, ordered, reply } => {
                 let id = RequestId(self.next_id());
                 self.waiting.insert(id, Waiting { reply, started: std::time::Instant::now() });
-                self.replica.request_command(now, id, command);
+                if ordered {
+                    self.replica.request_ordered(now, id, command);
+                } else {
+                    self.replica.request_command(now, id, command);
+                }
             }
             Call::Watch { request, reply } => {
                 let id = WatchId(self.next_id());

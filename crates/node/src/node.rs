@@ -57,8 +57,21 @@ impl<S: StateMachine> NodeHandle<S> {
     /// As [`request`](Self::request), and [`ClientError::InvalidRequest`] for bytes that
     /// are not a command of this service.
     pub async fn request_command(&self, command: Bytes) -> Result<S::Response, ClientError> {
+        self.command(command, false).await
+    }
+
+    /// Like [`request_command`](Self::request_command), with a linearizable read ordered
+    /// through the protocol like a write (see `Replica::request_ordered`).
+    ///
+    /// # Errors
+    /// As [`request_command`](Self::request_command).
+    pub async fn request_ordered(&self, command: Bytes) -> Result<S::Response, ClientError> {
+        self.command(command, true).await
+    }
+
+    async fn command(&self, command: Bytes, ordered: bool) -> Result<S::Response, ClientError> {
         let (reply, rx) = oneshot::channel();
-        self.submit(Call::Command { command, reply })?;
+        self.submit(Call::Command { command, ordered, reply })?;
         rx.await.unwrap_or_else(|_| Err(stopped()))
     }
 

@@ -350,11 +350,29 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
     }
 
     /// A client request as the client encoded it (a [`Command`] of the service's
-    /// request). A write is proposed as these very bytes, so that whatever the client
-    /// put in them (a signature, say) reaches every replica unchanged.
+    /// request, wrapped as the protocol's clients wrap it: see
+    /// [`Protocol::request_body`]). A write is proposed as these very bytes, so that
+    /// whatever the client put in them (a signature, say) reaches every replica unchanged.
     pub fn request_command(&mut self, now: Instant, id: RequestId, command: Bytes) {
+        self.submit(now, id, command, false);
+    }
+
+    /// Like [`request_command`](Self::request_command), but a linearizable read is
+    /// ordered through the protocol like a write (and answered when applied), instead of
+    /// waiting for a read barrier: under a Byzantine protocol, the fallback of a client
+    /// whose unordered read found no 2f+1 matching answers. Other requests are handled
+    /// as by `request_command`.
+    pub fn request_ordered(&mut self, now: Instant, id: RequestId, command: Bytes) {
+        self.submit(now, id, command, true);
+    }
+
+    fn submit(&mut self, now: Instant, id: RequestId, command: Bytes, ordered: bool) {
         self.input(now);
-        let Command { session, request } = match self.codec.decode::<Command<S::Request>>(&command) {
+        let body = match self.protocol.request_body(&command) {
+            Ok(body) => body,
+            Err(reason) => return self.reply_now(id, "request", now, Err(ClientError::InvalidRequest(reason))),
+        };
+        let Command { session, request } = match self.codec.decode::<Command<S::Request>>(&body) {
             Ok(c) => c,
             Err(e) => return self.reply_now(id, "request", now, Err(e.into())),
         };
@@ -363,12 +381,17 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
             return self.reply_now(id, operation, now, Err(rejection.into()));
         }
         let pending = Pending { request: id, operation, started: now, deadline: now + self.cfg.request_timeout };
-        match S::route(&request) {
+        let byzantine = matches!(self.protocol.client_rule(), ballot_core::ClientRule::Matching { .. });
+        let route = match S::route(&request) {
+            Route::Read(Consistency::Linearizable) if ordered => Route::Write,
+            route => route,
+        };
+        match route {
             // Under a Byzantine protocol every replica answers every client: a retry of a
             // write this replica already applied is answered from its session table (the
             // protocol would not order an executed request again).
             Route::Write
-                if matches!(self.protocol.client_rule(), ballot_core::ClientRule::Matching { .. })
+                if byzantine
                     && let Some(SessionCheck::Duplicate(previous)) = session.map(|s| self.sessions.check(s)) =>
             {
                 let previous = previous.clone();
@@ -393,6 +416,16 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
             Route::Read(Consistency::Serializable) => {
                 let response = self.service.query(&request);
                 self.finish(pending, Ok(response));
+            }
+            // Under a Byzantine protocol no single replica's clock or word is the
+            // cluster's, and every replica answers: a leader-local request cannot be
+            // served (leases need time the replicas agree on, see docs/pbft.md).
+            Route::Leader if byzantine => {
+                let e = ClientError::InvalidRequest(format!(
+                    "`{operation}` is served by a leader's local clock, which a Byzantine fault tolerant \
+                     cluster does not trust; it is not available under this consensus"
+                ));
+                self.finish(pending, Err(e));
             }
             // A leader-local request (a lease keep-alive) waits for the same barrier as a
             // linearizable read: answered only once a quorum confirmed this leader after
@@ -552,7 +585,16 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
     /// Runs the service's tick and proposes the writes it asks for (without a session:
     /// nobody waits for their answers). Those the protocol is too busy for wait in
     /// [`tick_backlog`](Self::tick_backlog) for the next tick (while this node leads).
+    ///
+    /// Under a Byzantine protocol the service ticks as a follower and nothing is proposed:
+    /// a tick's writes would be unsigned commands that correct replicas refuse, and one
+    /// replica's clock is not the cluster's (leases do not expire there yet, see
+    /// docs/pbft.md).
     fn service_tick(&mut self, is_leader: bool) {
+        if matches!(self.protocol.client_rule(), ballot_core::ClientRule::Matching { .. }) {
+            let _ = self.service.tick(self.now, false);
+            return;
+        }
         let requests = self.service.tick(self.now, is_leader);
         if !is_leader {
             self.tick_backlog.clear();
@@ -713,7 +755,11 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
 
     /// Applies one committed command; returns where its answer is awaited and the answer.
     fn apply_command(&mut self, index: u64, command: &Bytes) -> (Option<WriteKey>, Result<S::Response, ClientError>) {
-        let Command { session, request } = match self.codec.decode::<Command<S::Request>>(command) {
+        let decoded = self
+            .protocol
+            .request_body(command)
+            .and_then(|body| self.codec.decode::<Command<S::Request>>(&body).map_err(|e| e.to_string()));
+        let Command { session, request } = match decoded {
             Ok(c) => c,
             Err(e) => {
                 // Every replica skips it alike, so replicas stay identical.

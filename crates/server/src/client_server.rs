@@ -92,6 +92,10 @@ async fn serve_stream<S: StateMachine>(mut stream: RequestStream, node: NodeHand
             let result = node.request_command(command).await.map(ClientReply::Response);
             let _ = send::<S>(&mut stream, codec, id, result).await;
         }
+        ClientRequest::Ordered { command } => {
+            let result = node.request_ordered(command).await.map(ClientReply::Response);
+            let _ = send::<S>(&mut stream, codec, id, result).await;
+        }
         ClientRequest::Watch { request } => match node.watch(request).await {
             Err(e) => {
                 let _ = send::<S>(&mut stream, codec, id, Err(e)).await;

@@ -27,6 +27,13 @@ pub enum ClientRequest<R> {
     },
     /// The node's view of itself and the cluster.
     Status,
+    /// Like [`Call`](Self::Call), but a linearizable read is ordered through the log like
+    /// a write: under a Byzantine protocol, the fallback of a client whose unordered read
+    /// did not get 2f+1 matching answers.
+    Ordered {
+        /// The encoded command.
+        command: bytes::Bytes,
+    },
 }
 
 /// The body of a successful [`Response`](crate::Response).

@@ -1,7 +1,7 @@
 //! The one list of the replicated-log algorithms a ballot node runs.
 //!
 //! Servers, the wire status, the CLI, the local cluster tool and the simulator all name
-//! an algorithm with [`Consensus`]; its text form (`raft`, `multipaxos`) exists only at
+//! an algorithm with [`Consensus`]; its text form (`raft`, `multipaxos`, `pbft`) exists only at
 //! the edges (flags, files, JSON). Adding an algorithm is a crate with a factory from
 //! [`ConsensusSettings`] and one variant here.
 
@@ -21,11 +21,14 @@ pub enum Consensus {
     /// Multi-Paxos (ballot-paxos).
     #[serde(rename = "multipaxos")]
     MultiPaxos,
+    /// PBFT (ballot-pbft): tolerates Byzantine replicas; clients sign their requests and
+    /// accept f+1 matching answers.
+    Pbft,
 }
 
 impl Consensus {
     /// Every algorithm, in the order help texts list them.
-    pub const ALL: [Consensus; 2] = [Consensus::Raft, Consensus::MultiPaxos];
+    pub const ALL: [Consensus; 3] = [Consensus::Raft, Consensus::MultiPaxos, Consensus::Pbft];
 
     /// The name on the command line, in files and in status pages.
     #[must_use]
@@ -33,7 +36,29 @@ impl Consensus {
         match self {
             Consensus::Raft => "raft",
             Consensus::MultiPaxos => "multipaxos",
+            Consensus::Pbft => "pbft",
         }
+    }
+
+    /// Whether it tolerates Byzantine (lying) replicas: 3f+1 replicas for f faults, and
+    /// clients that sign requests and compare the answers of several replicas.
+    #[must_use]
+    pub const fn is_byzantine(self) -> bool {
+        matches!(self, Consensus::Pbft)
+    }
+
+    /// The smallest cluster that survives `faults` faulty replicas: 2f+1 crashed ones, or
+    /// 3f+1 lying ones for a Byzantine algorithm.
+    #[must_use]
+    pub const fn nodes_for(self, faults: usize) -> usize {
+        if self.is_byzantine() { 3 * faults + 1 } else { 2 * faults + 1 }
+    }
+
+    /// How many faulty replicas a cluster of `nodes` survives (the inverse of
+    /// [`nodes_for`](Self::nodes_for), rounded down).
+    #[must_use]
+    pub const fn faults(self, nodes: usize) -> usize {
+        if self.is_byzantine() { nodes.saturating_sub(1) / 3 } else { nodes.saturating_sub(1) / 2 }
     }
 
     /// The names of [`ALL`](Self::ALL), comma-separated (for help and error texts).
@@ -85,8 +110,21 @@ mod tests {
             assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{}\"", c.name()));
             assert_eq!(serde_json::from_str::<Consensus>(&format!("\"{c}\"")).unwrap(), c);
         }
-        let err = "pbft".parse::<Consensus>().unwrap_err();
-        assert_eq!(err.to_string(), "unknown consensus \"pbft\": use one of raft, multipaxos");
+        let err = "zab".parse::<Consensus>().unwrap_err();
+        assert_eq!(err.to_string(), "unknown consensus \"zab\": use one of raft, multipaxos, pbft");
         assert!("Raft".parse::<Consensus>().is_err(), "names are exact");
+    }
+
+    #[test]
+    fn cluster_sizes_follow_the_fault_model() {
+        assert_eq!((Consensus::Raft.nodes_for(1), Consensus::Raft.nodes_for(2)), (3, 5));
+        assert_eq!((Consensus::Pbft.nodes_for(1), Consensus::Pbft.nodes_for(2)), (4, 7));
+        for c in Consensus::ALL {
+            for f in 0..5 {
+                assert_eq!(c.faults(c.nodes_for(f)), f, "{c}");
+                assert_eq!(c.faults(c.nodes_for(f + 1) - 1), f, "{c}: one node short of f+1");
+            }
+        }
+        assert_eq!(Consensus::Pbft.faults(4), crate::Quorum::faults(4));
     }
 }

@@ -86,7 +86,14 @@ pub struct ServerArgs {
     #[arg(long, env = "BALLOT_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
 
-    /// The consensus protocol: raft or multipaxos.
+    /// Directory with every member's certificate, `n<ID>.pem` (PBFT replicas check each
+    /// other's signatures with the keys in them); default: --cert-dir, or the directory
+    /// of --cert.
+    #[arg(long, env = "BALLOT_PEER_CERT_DIR", value_name = "DIR")]
+    pub peer_cert_dir: Option<PathBuf>,
+
+    /// The consensus protocol: raft, multipaxos or pbft (3f+1 nodes, at least 4,
+    /// tolerate f lying ones; needs Ed25519 certificates, as `ballot certs` makes).
     #[arg(long, env = "BALLOT_CONSENSUS", default_value = "raft", value_parser = |s: &str| s.parse::<Consensus>())]
     pub consensus: Consensus,
 
@@ -164,6 +171,14 @@ impl ServerArgs {
         if ids.windows(2).any(|w| w[0] == w[1]) {
             return Err(ServerError::Args("--peers lists a node id twice".into()));
         }
+        if self.consensus.is_byzantine() && self.peers.len() < self.consensus.nodes_for(1) {
+            return Err(ServerError::Args(format!(
+                "--consensus {} needs at least {} nodes (3f+1 survive f faulty ones); --peers lists {}",
+                self.consensus,
+                self.consensus.nodes_for(1),
+                self.peers.len()
+            )));
+        }
         if self.heartbeat_ms * 2 > self.election_timeout_ms {
             return Err(ServerError::Args(format!(
                 "--heartbeat-ms ({}) must be at most half of --election-timeout-ms ({})",
@@ -188,6 +203,17 @@ impl ServerArgs {
             self.cert.clone().unwrap_or_else(|| dir.join(format!("n{id}.pem"))),
             self.key.clone().unwrap_or_else(|| dir.join(format!("n{id}-key.pem"))),
         )
+    }
+
+    /// Where member `id`'s certificate is: `n<ID>.pem` in --peer-cert-dir (by default
+    /// --cert-dir, or the directory of --cert).
+    #[must_use]
+    pub fn peer_certificate(&self, id: NodeId) -> PathBuf {
+        let dir =
+            self.peer_cert_dir.clone().or_else(|| self.cert_dir.clone()).unwrap_or_else(|| {
+                self.cert.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default()
+            });
+        dir.join(format!("n{}.pem", id.get()))
     }
 
     /// Minimum election timeout.
@@ -309,6 +335,19 @@ mod tests {
         assert_eq!(a.consensus, Consensus::Raft);
         assert_eq!(a.peers, vec![Peer { id: NodeId(1), addr: "127.0.0.1:7001".into() }]);
         assert_eq!(a.tls_files().1, PathBuf::from("c/n1.pem"));
+        assert_eq!(a.peer_certificate(NodeId(3)), PathBuf::from("c/n3.pem"), "peers' certificates: --cert-dir");
+    }
+
+    #[test]
+    fn peer_certificates_default_to_the_directory_of_this_nodes_certificate() {
+        let base = ["--node-id", "1", "--data-dir", "d", "--peers", "1=a:1,2=b:2,3=c:3,4=d:4", "--consensus", "pbft"];
+        let mut args = base.to_vec();
+        args.extend(["--ca", "/pki/ca.pem", "--cert", "/pki/nodes/n1.pem", "--key", "/secret/n1-key.pem"]);
+        let a = load(&args, &[]).unwrap();
+        assert_eq!(a.consensus, Consensus::Pbft);
+        assert_eq!(a.peer_certificate(NodeId(2)), PathBuf::from("/pki/nodes/n2.pem"));
+        let a = load(&args, &[("BALLOT_PEER_CERT_DIR", "/pki/peers")]).unwrap();
+        assert_eq!(a.peer_certificate(NodeId(2)), PathBuf::from("/pki/peers/n2.pem"));
     }
 
     #[test]
@@ -342,7 +381,10 @@ mod tests {
         assert!(err(&["--node-id", "1", "--data-dir", "d", "--peers", "1=a:1"]).contains("TLS is required"));
         let mut args = BASE.to_vec();
         args.extend(["--consensus", "pbft"]);
-        assert!(err(&args).contains("pbft"));
+        assert_eq!(err(&args), "--consensus pbft needs at least 4 nodes (3f+1 survive f faulty ones); --peers lists 1");
+        let mut args = BASE.to_vec();
+        args.extend(["--consensus", "zab"]);
+        assert!(err(&args).contains("raft, multipaxos, pbft"));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "nod-id = 1\n").unwrap();

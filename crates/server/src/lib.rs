@@ -1,7 +1,8 @@
 //! Assembles a ballot service node from crates: settings (flags, `BALLOT_*` variables,
 //! TOML), TLS, the QUIC transport (ballot-quic), RocksDB storage (ballot-storage), the
-//! chosen consensus (ballot-raft or ballot-paxos), the driver (ballot-node), the client
-//! port and the HTTP port for metrics and health.
+//! chosen consensus (ballot-raft, ballot-paxos, or ballot-pbft with the keys of the
+//! cluster's certificates), the driver (ballot-node), the client port and the HTTP port
+//! for metrics and health.
 //!
 //! The service binaries' `main` is one call to [`main`]:
 //!
@@ -186,7 +187,7 @@ pub async fn run<S: StateMachine>(args: ServerArgs, service: S) -> Result<(), Se
 
     let (ca, cert, key) = args.tls_files();
     let tls = TlsConfig::load(&ca, &cert, &key).map_err(ServerError::Tls)?;
-    let mut quic = QuicConfig::new(args.node_id, args.cluster.clone(), args.listen, tls);
+    let mut quic = QuicConfig::new(args.node_id, args.cluster.clone(), args.listen, tls.clone());
     for p in args.peers.iter().filter(|p| p.id != args.node_id) {
         quic = quic.with_peer(p.id, p.addr.clone());
     }
@@ -225,6 +226,22 @@ pub async fn run<S: StateMachine>(args: ServerArgs, service: S) -> Result<(), Se
                 .map_err(|e| refused(e.to_string()))?;
             start(&args, paxos, store, service, &transport)?
         }
+        Consensus::Pbft => {
+            let crypto = pbft_crypto(&args, &tls).map_err(refused)?;
+            let n = args.peers.len();
+            let f = args.consensus.faults(n);
+            if n != args.consensus.nodes_for(f) {
+                tracing::warn!("{n} PBFT replicas tolerate {f} faulty ones, as {} would", args.consensus.nodes_for(f));
+            }
+            // A backup may accept a PRE-PREPARE above one it has not received yet.
+            let options = StoreOptions::new().allow_log_gaps(true);
+            let mut store = open_store::<ballot_pbft::Entry, ballot_pbft::HardState>(&store_dir, options)?;
+            let recovered = recover(&mut store, &store_dir)?;
+            let config = ballot_pbft::Config::from_settings(args.node_id, &settings);
+            let pbft = ballot_pbft::Pbft::new(config, membership, recovered, crypto, now)
+                .map_err(|e| refused(e.to_string()))?;
+            start(&args, pbft, store, service, &transport)?
+        }
     };
 
     let handle = node.handle();
@@ -257,6 +274,29 @@ pub async fn run<S: StateMachine>(args: ServerArgs, service: S) -> Result<(), Se
     let _ = stop_http.send(());
     let _ = http_task.await;
     result.map_err(ServerError::from)
+}
+
+/// PBFT's keys: this node signs with its TLS key; the other members' keys come from
+/// their certificates (checked against the CA and their `n<ID>.ballot` names); clients
+/// sign requests with certificates of the CA.
+fn pbft_crypto(args: &ServerArgs, tls: &TlsConfig) -> Result<ballot_pbft::Crypto, String> {
+    use ballot_pbft_auth::{ClientAuth, ClusterKeys, NodeSigner};
+    let signer = NodeSigner::new(tls.certificate(), tls.private_key()).map_err(|e| e.to_string())?;
+    let mut certs = Vec::with_capacity(args.peers.len());
+    for peer in &args.peers {
+        let cert = if peer.id == args.node_id {
+            tls.certificate().clone()
+        } else {
+            ballot_quic::load_certificate(&args.peer_certificate(peer.id)).map_err(|e| {
+                format!("the certificate of member {}: {e}; --peer-cert-dir names the directory of every member's n<ID>.pem", peer.id)
+            })?
+        };
+        certs.push((peer.id, cert));
+    }
+    let keys = ClusterKeys::from_certificates(tls.ca_certificates(), certs, ballot_quic::node_dns_name)
+        .map_err(|e| e.to_string())?;
+    let requests = ClientAuth::new(&args.cluster, tls.ca_certificates()).map_err(|e| e.to_string())?;
+    Ok(ballot_pbft::Crypto { signer: Arc::new(signer), verifier: Arc::new(keys), requests: Arc::new(requests) })
 }
 
 fn recover<E: ballot_core::LogEntry, H>(

@@ -190,7 +190,13 @@ impl SimAlgorithm {
     /// Every algorithm the simulator runs.
     #[must_use]
     pub fn all() -> Vec<SimAlgorithm> {
-        Consensus::ALL.into_iter().map(SimAlgorithm::Log).chain([SimAlgorithm::Synod, SimAlgorithm::Pbft]).collect()
+        // PBFT has its own variant: its runs draw Byzantine replicas.
+        Consensus::ALL
+            .into_iter()
+            .filter(|c| !c.is_byzantine())
+            .map(SimAlgorithm::Log)
+            .chain([SimAlgorithm::Synod, SimAlgorithm::Pbft])
+            .collect()
     }
 
     /// The name on the command line.

@@ -137,7 +137,9 @@ fn main() -> anyhow::Result<()> {
         SimAlgorithm::Log(Consensus::Raft) => run_many(RaftAlgorithm::default, &specs, threads, &progress),
         SimAlgorithm::Log(Consensus::MultiPaxos) => run_many(MultiPaxosAlgorithm::default, &specs, threads, &progress),
         SimAlgorithm::Synod => run_many(SynodAlgorithm::default, &specs, threads, &progress),
-        SimAlgorithm::Pbft => run_many(PbftAlgorithm::default, &specs, threads, &progress),
+        SimAlgorithm::Pbft | SimAlgorithm::Log(Consensus::Pbft) => {
+            run_many(PbftAlgorithm::default, &specs, threads, &progress)
+        }
     };
     eprintln!();
     println!("seeds:               {} ({} runs, nodes {:?})", seeds.len(), specs.len(), sizes);

@@ -56,17 +56,19 @@ enum Cmd {
     /// kills the leader under load, restarts it, shows a config watch surviving failover
     /// and election fencing tokens increasing, then tears everything down.
     Demo,
-    /// Local clusters in the background: `cargo xtask cluster up --service kv --nodes 3`.
+    /// Local clusters in the background: `cargo xtask cluster up --service kv --nodes 3`,
+    /// `--consensus pbft` (4 nodes).
     Cluster {
         /// up, down or status.
         action: String,
         /// kv, config or election.
         #[arg(long, default_value = "kv")]
         service: String,
-        /// How many nodes.
-        #[arg(long, default_value_t = 3)]
-        nodes: u32,
-        /// raft or multipaxos.
+        /// How many nodes (default: 3, or 4 for pbft).
+        #[arg(long)]
+        nodes: Option<u32>,
+        /// raft, multipaxos or pbft (each has its own cluster directory: pass it to
+        /// `down` and `status` too).
         #[arg(long, default_value = "raft")]
         consensus: String,
         /// Node i listens on 127.0.0.1:BASE+i and serves metrics on BASE+100+i.
@@ -229,24 +231,33 @@ fn run_command() -> Result<()> {
             // Only `up` may need fresh binaries; stopping or inspecting a cluster uses
             // the ones it runs.
             let bin_dir = if action == "up" { cluster::build_bins()? } else { cluster::built_bins()? };
-            let dir = cluster::target_dir()?.join("ballot-cluster").join(&service);
+            // One directory per service and consensus: a data directory never changes
+            // consensus (the nodes refuse that).
+            let name = if consensus == "raft" { service.clone() } else { format!("{service}-{consensus}") };
+            let dir = cluster::target_dir()?.join("ballot-cluster").join(name);
             let dir = dir.to_string_lossy().into_owned();
             let cli = cluster::Cli::new(&bin_dir);
             match action.as_str() {
-                "up" => cli.show(&[
-                    "cluster",
-                    "up",
-                    "--service",
-                    &service,
-                    "--nodes",
-                    &nodes.to_string(),
-                    "--consensus",
-                    &consensus,
-                    "--base-port",
-                    &base_port.to_string(),
-                    "--dir",
-                    &dir,
-                ]),
+                "up" => {
+                    let base_port = base_port.to_string();
+                    let mut args = vec![
+                        "cluster",
+                        "up",
+                        "--service",
+                        &service,
+                        "--consensus",
+                        &consensus,
+                        "--base-port",
+                        &base_port,
+                    ];
+                    // Without --nodes the CLI picks the size for the consensus.
+                    let nodes = nodes.map(|n| n.to_string());
+                    if let Some(n) = &nodes {
+                        args.extend(["--nodes", n]);
+                    }
+                    args.extend(["--dir", &dir]);
+                    cli.show(&args)
+                }
                 "down" => cli.show(&["cluster", "down", "--dir", &dir]),
                 "status" => cli.show(&["cluster", "status", "--dir", &dir]),
                 other => bail!("unknown action {other:?}: use up, down or status"),

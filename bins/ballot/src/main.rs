@@ -54,6 +54,10 @@ struct Global {
     /// The cluster's name.
     #[arg(long, global = true, env = "BALLOT_CLUSTER", default_value = "ballot")]
     cluster: String,
+    /// The cluster's consensus: raft, multipaxos or pbft (requests are then signed with
+    /// the client certificate's key, sent to every endpoint, and answers must match).
+    #[arg(long, global = true, env = "BALLOT_CONSENSUS", default_value = "raft", value_parser = |s: &str| s.parse::<ballot_core::Consensus>())]
+    consensus: ballot_core::Consensus,
     /// How long a command may take, retries included (e.g. `10s`, `500ms`).
     #[arg(long, global = true, default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
@@ -113,12 +117,10 @@ enum ClusterCmd {
         /// kv, config or election.
         #[arg(long, default_value = "kv")]
         service: String,
-        /// 3 or 5 nodes (any number from 1 to 9 works).
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
-        nodes: u64,
-        /// raft or multipaxos.
-        #[arg(long, default_value = "raft", value_parser = |s: &str| s.parse::<ballot_core::Consensus>())]
-        consensus: ballot_core::Consensus,
+        /// How many nodes, 1 to 9 (default: 3, or 4 for pbft, which needs at least 4). The
+        /// nodes run the global --consensus.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=9))]
+        nodes: Option<u64>,
         /// Node i listens on 127.0.0.1:BASE+i and serves metrics on BASE+100+i.
         #[arg(long, default_value_t = 7000)]
         base_port: u16,
@@ -296,6 +298,7 @@ fn client_config(g: &Global) -> Result<ClientConfig> {
         )
     })?;
     config.cluster.clone_from(&g.cluster);
+    config.consensus = g.consensus;
     config.deadline = g.timeout;
     config.attempt_timeout = g.timeout.min(Duration::from_secs(2));
     config.connect_timeout = g.timeout.min(Duration::from_secs(1));
@@ -344,7 +347,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Cluster(cmd) => cluster(cmd, &out),
+        Command::Cluster(cmd) => cluster(cmd, cli.global.consensus, &out),
         Command::Bench(args) => bench::bench(&args, &cli.global, cli.global.output == Format::Json).await,
         Command::Kv(cmd) => kv(cmd, &cli.global, &out).await,
         Command::Config(cmd) => config(cmd, &cli.global, &out).await,
@@ -381,10 +384,10 @@ async fn watch_status(client: &ballot_client::Client<ballot_kv::KvStore>, out: &
     }
 }
 
-fn cluster(cmd: ClusterCmd, out: &Output) -> Result<()> {
+fn cluster(cmd: ClusterCmd, consensus: ballot_core::Consensus, out: &Output) -> Result<()> {
     use ballot_localcluster::{ClusterSpec, Service, detached};
     match cmd {
-        ClusterCmd::Up { service, nodes, consensus, base_port, dir, bin_dir, election_timeout_ms, heartbeat_ms } => {
+        ClusterCmd::Up { service, nodes, base_port, dir, bin_dir, election_timeout_ms, heartbeat_ms } => {
             let service = Service::parse(&service).map_err(anyhow::Error::msg)?;
             let bin_dir = match bin_dir {
                 Some(d) => d,
@@ -395,7 +398,17 @@ fn cluster(cmd: ClusterCmd, out: &Output) -> Result<()> {
                 bail!("{} not found; build it (`cargo build --bins`) or pass --bin-dir", binary.display());
             }
             let dir = std::path::absolute(&dir)?;
-            let mut spec = ClusterSpec::new(service, usize::try_from(nodes)?, &dir, binary);
+            let nodes = match nodes {
+                Some(n) => usize::try_from(n)?,
+                None => consensus.nodes_for(1),
+            };
+            if consensus.is_byzantine() && nodes < consensus.nodes_for(1) {
+                return Err(invalid(format!(
+                    "--consensus {consensus} needs at least {} nodes (3f+1 survive f faulty ones)",
+                    consensus.nodes_for(1)
+                )));
+            }
+            let mut spec = ClusterSpec::new(service, nodes, &dir, binary);
             spec.consensus = consensus;
             spec.base_port = base_port;
             spec.election_timeout_ms = election_timeout_ms;
@@ -403,20 +416,21 @@ fn cluster(cmd: ClusterCmd, out: &Output) -> Result<()> {
             detached::up(&spec)?;
             out.message(
                 &format!(
-                    "started {} {} nodes ({}) in {}\n  export BALLOT_ENDPOINTS={} BALLOT_CERT_DIR={}\n  metrics: {}",
+                    "started {} {} nodes ({}) in {}\n  export BALLOT_ENDPOINTS={} BALLOT_CERT_DIR={} BALLOT_CONSENSUS={}\n  metrics: {}",
                     spec.nodes,
                     service.binary(),
                     spec.consensus,
                     dir.display(),
                     spec.endpoints().join(","),
                     spec.cert_dir().display(),
+                    spec.consensus,
                     spec.ids()
                         .iter()
                         .map(|&id| format!("http://{}/metrics", spec.metrics(id)))
                         .collect::<Vec<_>>()
                         .join(" ")
                 ),
-                serde_json::json!({ "dir": dir, "endpoints": spec.endpoints(), "cert_dir": spec.cert_dir() }),
+                serde_json::json!({ "dir": dir, "endpoints": spec.endpoints(), "cert_dir": spec.cert_dir(), "consensus": spec.consensus }),
             );
         }
         ClusterCmd::Down { dir } => {

@@ -90,6 +90,23 @@ impl<A: Clone + Eq + Hash + std::fmt::Debug> QuorumCall<A> {
         }
     }
 
+    /// Whether no reply can gather `needed` matches any more among `replicas`, even if
+    /// every replica that has not replied yet agreed with the most common reply: an
+    /// unordered read that finds the replicas at different points, whose client falls
+    /// back to an ordered one.
+    #[must_use]
+    pub fn hopeless(&self, replicas: usize) -> bool {
+        let mut counts: HashMap<u64, usize> = HashMap::new();
+        for part in self.parts.values() {
+            if let Part::Replied(f) = part {
+                *counts.entry(*f).or_default() += 1;
+            }
+        }
+        let replied: usize = counts.values().sum();
+        let best = counts.values().copied().max().unwrap_or(0);
+        self.result.is_none() && best + replicas.saturating_sub(replied) < self.needed
+    }
+
     /// The next thing to do.
     pub fn poll(&mut self, now: Instant, endpoints: &mut Endpoints<A>) -> Step<A> {
         if let Some(result) = &self.result {
@@ -290,6 +307,22 @@ mod tests {
         assert!(matches!(call.poll(ms(1), &mut e), Step::Wait(_)), "one replica's word is not enough");
         call.on_vote(ms(2), "n1", Vote::Error(refused.clone()));
         assert_eq!(call.poll(ms(2), &mut e), Step::Done(Err(CallError::Server(refused))));
+    }
+
+    #[test]
+    fn a_read_is_hopeless_once_too_many_replicas_disagree() {
+        let mut e = cluster();
+        let mut call = QuorumCall::new(ms(0), &Policy::default(), false, 3);
+        send_to_all(&mut call, &mut e, ms(0));
+        call.on_vote(ms(1), "n1", Vote::Reply { fingerprint: 1 });
+        call.on_vote(ms(1), "n2", Vote::Reply { fingerprint: 2 });
+        assert!(!call.hopeless(4), "n3 and n4 may still agree with n1");
+        call.on_vote(ms(2), "n3", Vote::Reply { fingerprint: 3 });
+        assert!(call.hopeless(4), "at most two can match now");
+        let mut settled = QuorumCall::new(ms(0), &Policy::default(), false, 1);
+        send_to_all(&mut settled, &mut e, ms(0));
+        settled.on_vote(ms(1), "n1", Vote::Reply { fingerprint: 1 });
+        assert!(!settled.hopeless(4), "a settled call is not hopeless");
     }
 
     #[test]

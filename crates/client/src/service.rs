@@ -7,8 +7,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use ballot_client_proto::{Answer, Call, CallError, Endpoints, Policy, SessionPool, Step};
+use ballot_client_proto::{Answer, Call, CallError, Endpoints, Policy, QuorumCall, SessionPool, Step, Vote};
 use ballot_core::service::{Consistency, Route, StateMachine};
+use ballot_core::{ClientRule, Consensus};
+use ballot_pbft_auth::RequestSigner;
 use ballot_quic::{ClientConnector, ClientOptions, NodeConnection, ResponseStream, TlsConfig};
 use ballot_wire::{ClientError, ClientReply, ClientRequest, Codec, NodeStatus, Request, Response};
 use tokio::sync::watch;
@@ -31,6 +33,11 @@ pub struct ClientConfig {
     /// How long one connection attempt may take. Connections to every endpoint are
     /// made at once, so a dead endpoint does not delay a call another node can serve.
     pub connect_timeout: Duration,
+    /// The cluster's consensus. Under a Byzantine one (PBFT) the client signs every
+    /// request with its certificate's key, sends it to every replica (`endpoints` must
+    /// list them all) and accepts an answer only from f+1 replicas that agree (2f+1 for
+    /// a read, which falls back to an ordered read when they disagree).
+    pub consensus: Consensus,
 }
 
 impl ClientConfig {
@@ -44,6 +51,7 @@ impl ClientConfig {
             attempt_timeout: Duration::from_secs(2),
             deadline: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(1),
+            consensus: Consensus::Raft,
         }
     }
 
@@ -82,6 +90,14 @@ struct Inner {
     /// Bumped on every connection event, to wake calls waiting for one.
     connection_events: watch::Sender<u64>,
     sessions: Mutex<SessionPool>,
+    /// Under a Byzantine protocol: how requests are signed and how many answers must match.
+    byzantine: Option<Byzantine>,
+}
+
+/// A Byzantine fault tolerant cluster's client side.
+struct Byzantine {
+    signer: RequestSigner,
+    rule: ClientRule,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -118,6 +134,20 @@ enum Attempt<T> {
     NotYet,
 }
 
+/// How one replica's part in a [`QuorumCall`] went.
+enum Outcome<T> {
+    /// The request did not reach the replica, or its answer was lost.
+    Lost(String),
+    /// The replica answered: the answer's fingerprint and the reply, or its error.
+    Answered(Result<(u64, T), ClientError>),
+}
+
+/// A fingerprint of an answer's bytes: correct replicas encode equal answers alike.
+fn fingerprint(bytes: &[u8]) -> u64 {
+    let digest = ballot_pbft::sha256(bytes);
+    u64::from_be_bytes(digest.0[..8].try_into().unwrap_or_default())
+}
+
 impl<S: StateMachine> Client<S> {
     /// Prepares a client. Connections are made lazily, on the first call.
     ///
@@ -132,6 +162,7 @@ impl<S: StateMachine> Client<S> {
         }
         let addrs = config.endpoints.iter().map(|e| resolve_now(e)).collect::<Result<Vec<_>, _>>()?;
         let connector = ClientConnector::new(&config.tls, config.cluster.clone(), ClientOptions::default())?;
+        let byzantine = config.consensus.is_byzantine().then(|| byzantine(&config)).transpose()?;
         Ok(Client {
             inner: Arc::new(Inner {
                 connector,
@@ -142,6 +173,7 @@ impl<S: StateMachine> Client<S> {
                 connections: Mutex::new(HashMap::new()),
                 connection_events: watch::channel(0).0,
                 sessions: Mutex::new(SessionPool::new(random_u64())),
+                byzantine,
                 config,
             }),
             service: PhantomData,
@@ -164,12 +196,17 @@ impl<S: StateMachine> Client<S> {
     pub async fn call(&self, request: S::Request) -> Result<S::Response, Error> {
         let route = S::route(&request);
         let session = lock(&self.inner.sessions).take(random_u64);
-        let frame = self.encode_call(Some(session), request)?;
-        let mut call = self.start(route == Route::Write, None);
-        if route == Route::Read(Consistency::Serializable) {
-            call = call.served_by_any_node();
-        }
-        let result = self.run(call, &frame).await;
+        let command = self.encode_command(Some(session), request)?;
+        let result = if let Some(byzantine) = &self.inner.byzantine {
+            self.quorum_call(byzantine.rule, route, command).await
+        } else {
+            let frame = self.encode(&ClientRequest::<S::Request>::Call { command })?;
+            let mut call = self.start(route == Route::Write, None);
+            if route == Route::Read(Consistency::Serializable) {
+                call = call.served_by_any_node();
+            }
+            self.run(call, &frame).await
+        };
         // Only a finished call gives its session back: a cancelled one may still apply.
         lock(&self.inner.sessions).give_back(session);
         match result? {
@@ -185,7 +222,8 @@ impl<S: StateMachine> Client<S> {
     /// As [`call`](Self::call).
     pub async fn call_at(&self, endpoint: &str, request: S::Request) -> Result<S::Response, Error> {
         let addr = resolve(endpoint).await?;
-        let frame = self.encode_call(None, request)?;
+        let command = self.encode_command(None, request)?;
+        let frame = self.encode(&ClientRequest::<S::Request>::Call { command })?;
         match self.run(self.start(false, Some(addr)), &frame).await? {
             ClientReply::Response(r) => Ok(r),
             other => Err(Error::Unexpected(format!("{other:?}"))),
@@ -377,15 +415,137 @@ impl<S: StateMachine> Client<S> {
         Ok(reply.map_or(Attempt::NotYet, Attempt::Answered))
     }
 
-    /// A call's frame: the command (request and session) is encoded once, here, and
-    /// travels unchanged into the log.
-    fn encode_call(
+    /// A call's command (request and session), encoded once, here, and signed under a
+    /// Byzantine protocol: it travels unchanged into the log.
+    fn encode_command(
         &self,
         session: Option<ballot_core::service::Session>,
         request: S::Request,
     ) -> Result<bytes::Bytes, Error> {
         let command = self.inner.codec.encode(&ballot_core::service::Command { session, request })?;
-        self.encode(&ClientRequest::<S::Request>::Call { command })
+        Ok(match &self.inner.byzantine {
+            Some(b) => b.signer.sign(&command),
+            None => command,
+        })
+    }
+
+    /// A call under a Byzantine protocol's [`ClientRule::Matching`]: the signed command
+    /// goes to every replica. A write settles with `writes` matching answers; a read
+    /// first asks for `reads` matching answers from the replicas' executed states, and
+    /// when they disagree (or do not all answer within an attempt's time) is ordered
+    /// through the log like a write and settles with `writes` matching answers.
+    async fn quorum_call(&self, rule: ClientRule, route: Route, command: bytes::Bytes) -> Result<Reply<S>, Error> {
+        let ClientRule::Matching { writes, reads } = rule else {
+            return Err(Error::Unexpected("a quorum call without a matching rule".into()));
+        };
+        let start = self.now();
+        if route == Route::Write {
+            let frame = self.encode(&ClientRequest::<S::Request>::Call { command })?;
+            return self.run_quorum(QuorumCall::new(start, &self.inner.policy, true, writes), &frame, false).await;
+        }
+        let fast = Policy { deadline: self.inner.policy.attempt_timeout, ..self.inner.policy.clone() };
+        let frame = self.encode(&ClientRequest::<S::Request>::Call { command: command.clone() })?;
+        match self.run_quorum(QuorumCall::new(start, &fast, false, reads), &frame, true).await {
+            Err(Error::Unreachable { last, .. }) => {
+                tracing::debug!(%last, "an unordered read found no {reads} matching answers; ordering it");
+            }
+            other => return other,
+        }
+        let left = self.inner.policy.deadline.saturating_sub(self.now() - start);
+        let ordered = Policy { deadline: left, ..self.inner.policy.clone() };
+        let frame = self.encode(&ClientRequest::<S::Request>::Ordered { command })?;
+        self.run_quorum(QuorumCall::new(self.now(), &ordered, false, writes), &frame, false).await
+    }
+
+    /// Runs `call` with `frame` to its end: sends to every replica at once, feeds their
+    /// answers back, returns the reply enough of them agreed on. With `give_up_early`,
+    /// ends as unreachable once no answer can gather enough matches.
+    async fn run_quorum(
+        &self,
+        mut call: QuorumCall<SocketAddr>,
+        frame: &bytes::Bytes,
+        give_up_early: bool,
+    ) -> Result<Reply<S>, Error> {
+        let replicas = self.inner.config.endpoints.len();
+        let mut replies: HashMap<u64, Reply<S>> = HashMap::new();
+        let mut attempts = tokio::task::JoinSet::new();
+        loop {
+            let mut events = self.inner.connection_events.subscribe();
+            if give_up_early && call.hopeless(replicas) {
+                let last = format!("the replicas' answers differ; fewer than {replicas} can match");
+                return Err(Error::Unreachable { endpoints: self.inner.config.endpoints.join(","), last });
+            }
+            let step = call.poll(self.now(), &mut lock(&self.inner.endpoints));
+            match step {
+                Step::Connect(addr) => self.spawn_connect(addr),
+                Step::Send { to, reply_by } => {
+                    let (client, frame, reply_by) = (self.clone(), frame.clone(), self.instant(reply_by));
+                    attempts.spawn(async move { (to, client.ask(to, reply_by, frame).await) });
+                }
+                Step::Wait(until) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(self.instant(until)) => {}
+                        _ = events.changed() => {}
+                        Some(Ok((node, outcome))) = attempts.join_next() => {
+                            let now = self.now();
+                            match outcome {
+                                Outcome::Lost(reason) => {
+                                    call.on_lost(now, &mut lock(&self.inner.endpoints), &node, &reason);
+                                }
+                                Outcome::Answered(Ok((fingerprint, reply))) => {
+                                    replies.entry(fingerprint).or_insert(reply);
+                                    call.on_vote(now, node, Vote::Reply { fingerprint });
+                                }
+                                Outcome::Answered(Err(error)) => call.on_vote(now, node, Vote::Error(error)),
+                            }
+                        }
+                    }
+                }
+                Step::Done(Ok(())) => {
+                    return call
+                        .accepted()
+                        .and_then(|f| replies.remove(&f))
+                        .ok_or_else(|| Error::Unexpected("the call settled without a reply".into()));
+                }
+                Step::Done(Err(e)) => return Err(self.call_error(e)),
+            }
+        }
+    }
+
+    /// Sends `frame` to replica `to` and waits for its answer until `reply_by`.
+    async fn ask(&self, to: SocketAddr, reply_by: tokio::time::Instant, frame: bytes::Bytes) -> Outcome<Reply<S>> {
+        let Some(session) = self.connection(to) else { return Outcome::Lost("the connection closed".into()) };
+        let mut stream = match tokio::time::timeout_at(reply_by, session.open_stream(frame)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(ballot_quic::Error::TooLarge { size, max })) => {
+                let what = "request".into();
+                return Outcome::Answered(Err(ClientError::TooLarge { what, size: size as u64, max: max as u64 }));
+            }
+            Ok(Err(e)) => {
+                self.forget(to);
+                return Outcome::Lost(e.to_string());
+            }
+            Err(_) => {
+                self.forget(to);
+                return Outcome::Lost("sending the request timed out".into());
+            }
+        };
+        match tokio::time::timeout_at(reply_by, stream.next()).await {
+            Ok(Ok(Some(bytes))) => match self.inner.codec.decode::<Response<Reply<S>>>(&bytes) {
+                Ok(response) => Outcome::Answered(response.result.map(|reply| (fingerprint(&bytes), reply))),
+                // A replica whose answer does not decode counts as one that did not answer.
+                Err(e) => Outcome::Lost(format!("{to} sent an answer that does not decode: {e}")),
+            },
+            Ok(Ok(None)) => Outcome::Lost(format!("{to} ended the stream unanswered")),
+            Ok(Err(e)) => {
+                self.forget(to);
+                Outcome::Lost(e.to_string())
+            }
+            Err(_) => {
+                self.forget(to);
+                Outcome::Lost(format!("no answer from {to} within {:?}", self.inner.policy.attempt_timeout))
+            }
+        }
     }
 
     fn encode(&self, body: &ClientRequest<S::Request>) -> Result<bytes::Bytes, Error> {
@@ -438,6 +598,22 @@ impl<S: StateMachine> Client<S> {
         }
         lock(&self.inner.endpoints).disconnected(&addr);
     }
+}
+
+/// The signer and rule of a Byzantine fault tolerant cluster's client.
+fn byzantine(config: &ClientConfig) -> Result<Byzantine, Error> {
+    let n = config.endpoints.len();
+    let least = config.consensus.nodes_for(1);
+    if n < least {
+        return Err(Error::Config(format!(
+            "a {} cluster's client needs every replica's address (at least {least}: 3f+1 survive f faulty \
+             ones); {n} endpoint(s) given",
+            config.consensus
+        )));
+    }
+    let signer = RequestSigner::new(&config.cluster, config.tls.certificate(), config.tls.private_key())
+        .map_err(|e| Error::Config(format!("the client certificate cannot sign {} requests: {e}", config.consensus)))?;
+    Ok(Byzantine { signer, rule: ClientRule::byzantine(n) })
 }
 
 fn resolve_now(endpoint: &str) -> Result<SocketAddr, Error> {

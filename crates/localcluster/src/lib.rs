@@ -190,6 +190,7 @@ impl ClusterSpec {
         let mut config = ballot_client::ClientConfig::from_cert_dir(self.endpoints(), self.cert_dir())?;
         config.attempt_timeout = Duration::from_millis(500);
         config.deadline = Duration::from_secs(10);
+        config.consensus = self.consensus;
         Ok(config)
     }
 

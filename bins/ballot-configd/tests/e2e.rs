@@ -8,9 +8,11 @@ use ballot_core::{NodeId, Role};
 use ballot_localcluster::{Cluster, ClusterSpec, Consensus, Service};
 use ballot_wire::ClientError;
 
+/// A cluster that survives one faulty node: 3 nodes, or 4 for PBFT.
 fn start(name: &str, consensus: Consensus) -> Cluster {
     let dir = ballot_localcluster::test_dir(env!("CARGO_TARGET_TMPDIR"), &format!("{name}-{consensus}")).unwrap();
-    let mut spec = ClusterSpec::new(Service::Config, 3, dir, env!("CARGO_BIN_EXE_ballot-configd"));
+    let nodes = consensus.nodes_for(1);
+    let mut spec = ClusterSpec::new(Service::Config, nodes, dir, env!("CARGO_BIN_EXE_ballot-configd"));
     spec.consensus = consensus;
     spec.election_timeout_ms = 500;
     let mut cluster = Cluster::start(spec).unwrap();
@@ -77,7 +79,7 @@ fn watch_survives_leader_failover_without_gap_or_duplicate() {
                 events.push(watch.next().await.unwrap());
             }
             let serving = watch.node().unwrap();
-            let watched = (1..=3).map(NodeId).find(|&id| cluster.spec().listen(id) == serving).unwrap();
+            let watched = cluster.spec().ids().into_iter().find(|&id| cluster.spec().listen(id) == serving).unwrap();
             let old = leader(&cfg).await;
             cluster.kill(watched);
             resume.send(()).unwrap();

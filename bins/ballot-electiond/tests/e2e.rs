@@ -12,9 +12,11 @@ use ballot_localcluster::{Cluster, ClusterSpec, Consensus, Service};
 
 const TTL: Duration = Duration::from_secs(2);
 
+/// A cluster that survives one faulty node: 3 nodes, or 4 for PBFT.
 fn start(name: &str, consensus: Consensus) -> Cluster {
     let dir = ballot_localcluster::test_dir(env!("CARGO_TARGET_TMPDIR"), &format!("{name}-{consensus}")).unwrap();
-    let mut spec = ClusterSpec::new(Service::Election, 3, dir, env!("CARGO_BIN_EXE_ballot-electiond"));
+    let nodes = consensus.nodes_for(1);
+    let mut spec = ClusterSpec::new(Service::Election, nodes, dir, env!("CARGO_BIN_EXE_ballot-electiond"));
     spec.consensus = consensus;
     spec.election_timeout_ms = 500;
     let mut cluster = Cluster::start(spec).unwrap();
@@ -29,6 +31,7 @@ fn spawn_campaigner(cluster: &Cluster, value: &str) -> (Child, mpsc::Receiver<St
         .args(["campaigner", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .env("E2E_ENDPOINTS", cluster.spec().endpoints().join(","))
         .env("E2E_CERTS", cluster.spec().cert_dir())
+        .env("E2E_CONSENSUS", cluster.spec().consensus.name())
         .env("E2E_VALUE", value)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -59,7 +62,8 @@ fn campaigner() {
         panic!("campaigner runs only as a child process of the election tests");
     };
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let config = ClientConfig::from_cert_dir(endpoints.split(','), certs).unwrap();
+        let mut config = ClientConfig::from_cert_dir(endpoints.split(','), certs).unwrap();
+        config.consensus = std::env::var("E2E_CONSENSUS").map_or(Consensus::Raft, |c| c.parse().unwrap());
         let election = ElectionClient::connect(config).await.unwrap();
         let campaign = election.campaign("jobs", value.clone(), TTL).await.unwrap();
         println!("ELECTED {} {}", campaign.leadership().token, value);
@@ -70,7 +74,9 @@ fn campaigner() {
 #[test]
 fn killing_the_leaders_client_elects_the_next_candidate_after_the_ttl() {
     let _serial = ballot_localcluster::serial();
-    for consensus in Consensus::ALL {
+    // Leases expire by the leader's clock; PBFT has no time its replicas agree on yet, so
+    // its leases do not expire (docs/pbft.md, "Not done yet").
+    for consensus in Consensus::ALL.into_iter().filter(|c| !c.is_byzantine()) {
         let cluster = start("campaign", consensus);
         let (mut a, a_elected) = spawn_campaigner(&cluster, "alpha");
         let line = a_elected.recv_timeout(Duration::from_secs(20)).expect("the first candidate is elected");
@@ -124,5 +130,39 @@ fn observe_sees_every_leadership_with_increasing_tokens() {
             assert!(observer.next().await.unwrap().leader.is_none(), "resigning leaves no leader");
         }
         assert!(tokens.windows(2).all(|w| w[0] < w[1]), "tokens strictly increase: {tokens:?}");
+    });
+}
+
+/// PBFT: campaigns queue and win in order with increasing fencing tokens, every client
+/// sees the same leader, and a lease keep-alive (a single leader's clock) is refused
+/// with a clear error.
+#[test]
+fn pbft_campaigns_resignations_and_fencing_tokens() {
+    let _serial = ballot_localcluster::serial();
+    let cluster = start("pbft-basic", Consensus::Pbft);
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let election = ElectionClient::connect(cluster.spec().client_config().unwrap()).await.unwrap();
+        let first = election.campaign("jobs", "alpha", TTL).await.unwrap();
+        let token_a = first.leadership().token;
+        let err = election.keep_alive(first.lease()).await.expect_err("keep-alives need agreed time");
+        assert!(err.to_string().contains("local clock"), "{err}");
+
+        // A second candidate queues behind the first and wins when it resigns.
+        let waiting = {
+            let election = election.clone();
+            tokio::spawn(async move { election.campaign("jobs", "beta", TTL).await })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!waiting.is_finished(), "beta waits while alpha leads");
+        let seen = election.leader("jobs").await.unwrap().expect("a leader");
+        assert_eq!((seen.value.as_ref(), seen.token), (&b"alpha"[..], token_a));
+        first.resign().await.unwrap();
+        let second = tokio::time::timeout(Duration::from_secs(20), waiting).await.unwrap().unwrap().unwrap();
+        let token_b = second.leadership().token;
+        assert!(token_b > token_a, "fencing tokens strictly increase: {token_a} -> {token_b}");
+        let other = ElectionClient::connect(cluster.spec().client_config().unwrap()).await.unwrap();
+        let seen = other.leader("jobs").await.unwrap().expect("a leader");
+        assert_eq!((seen.value.as_ref(), seen.token), (&b"beta"[..], token_b));
+        eprintln!("pbft: tokens {token_a} -> {token_b}");
     });
 }

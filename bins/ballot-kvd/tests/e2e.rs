@@ -1,5 +1,7 @@
 //! End to end: real `ballot-kvd` processes on loopback, real QUIC with mutual TLS, real
-//! RocksDB, real SIGKILLs. Every test runs once per consensus protocol.
+//! RocksDB, real SIGKILLs. Every test runs once per consensus protocol, on the cluster
+//! size that survives one (or two) faults of its kind: 3 (5) nodes for Raft and
+//! Multi-Paxos, 4 (7) for PBFT.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -50,6 +52,48 @@ async fn leader(kv: &KvClient) -> NodeId {
     panic!("no leader found");
 }
 
+/// The term (view) node `id` reports.
+async fn term(kv: &KvClient, id: NodeId) -> u64 {
+    for (_, status) in kv.client().statuses().await {
+        if let Ok(s) = status
+            && s.status.id == id
+        {
+            return s.status.term;
+        }
+    }
+    panic!("{id} does not answer");
+}
+
+/// Waits until every node but `old` reports the same new leader, in a term (view) after
+/// `old_term`, and returns it.
+async fn next_leader(kv: &KvClient, cluster: &Cluster, old: NodeId, old_term: u64) -> NodeId {
+    let live: Vec<String> = cluster
+        .spec()
+        .ids()
+        .into_iter()
+        .filter(|&id| id != old)
+        .map(|id| cluster.spec().listen(id).to_string())
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut leaders: Vec<Option<NodeId>> = Vec::new();
+        for endpoint in &live {
+            let status = tokio::time::timeout(Duration::from_millis(200), kv.client().status(endpoint)).await;
+            leaders.push(match status {
+                Ok(Ok(s)) if s.status.term > old_term => s.status.leader.filter(|&l| l != old),
+                _ => None,
+            });
+        }
+        if let Some(Some(l)) = leaders.first()
+            && leaders.iter().all(|x| *x == Some(*l))
+        {
+            return *l;
+        }
+        assert!(Instant::now() < deadline, "no new leader: {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
@@ -60,10 +104,11 @@ fn runtime() -> tokio::runtime::Runtime {
 fn leader_sigkill_under_concurrent_writes() {
     let _serial = ballot_localcluster::serial();
     for consensus in Consensus::ALL {
-        let mut cluster = start(spec("sigkill", consensus, 3));
+        let mut cluster = start(spec("sigkill", consensus, consensus.nodes_for(1)));
         runtime().block_on(async {
             let kv = client(&cluster).await;
             let old = leader(&kv).await;
+            let old_term = term(&kv, old).await;
             let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
             let stop = Arc::new(AtomicBool::new(false));
             let mut writers = Vec::new();
@@ -89,22 +134,41 @@ fn leader_sigkill_under_concurrent_writes() {
             assert!(before_kill > 0, "{consensus}: writes must succeed before the kill");
             let killed_at = Instant::now();
             cluster.kill(old);
-            tokio::time::sleep(Duration::from_secs(4)).await;
-            stop.store(true, Ordering::Relaxed);
-            let mut first_after_kill = None::<Instant>;
-            for w in writers {
-                for t in w.await.unwrap() {
-                    if t > killed_at && first_after_kill.is_none_or(|f| t < f) {
-                        first_after_kill = Some(t);
-                    }
-                }
+            let new_leader = next_leader(&kv, &cluster, old, old_term).await;
+            let changed = killed_at.elapsed();
+            eprintln!("{consensus}: {new_leader} leads {changed:?} after the leader was killed");
+            if consensus.is_byzantine() {
+                // The view change: backups wait one request timeout (= the election
+                // timeout) for the dead primary, then install the next view.
+                assert!(
+                    changed < Duration::from_millis(2 * ELECTION_MS),
+                    "{consensus}: the view change took {changed:?}, over two election timeouts"
+                );
             }
-            let gap = first_after_kill.expect("writes resume after the leader is killed") - killed_at;
+            tokio::time::sleep(Duration::from_secs(4).saturating_sub(killed_at.elapsed())).await;
+            stop.store(true, Ordering::Relaxed);
+            let mut acks: Vec<Instant> = Vec::new();
+            for w in writers {
+                acks.extend(w.await.unwrap());
+            }
+            acks.sort();
+            // The outage clients saw: the longest pause between acknowledged writes from
+            // the kill on (a write committed before it may still be acknowledged after).
+            let mut outage = Duration::ZERO;
+            let mut previous = killed_at;
+            for &t in acks.iter().filter(|&&t| t > killed_at) {
+                outage = outage.max(t - previous);
+                previous = t;
+            }
+            assert!(previous > killed_at, "{consensus}: writes resume after the leader is killed");
             // Two election timeouts (the maximum randomized timeout is 2 x ELECTION_MS),
             // plus the client's 500 ms attempt timeout on the dead node.
             let bound = Duration::from_millis(2 * 2 * ELECTION_MS + 500);
-            eprintln!("{consensus}: first acknowledged write {gap:?} after the leader was killed (bound {bound:?})");
-            assert!(gap <= bound, "{consensus}: the cluster took {gap:?} to serve writes again (bound {bound:?})");
+            eprintln!("{consensus}: writes paused at most {outage:?} after the leader was killed (bound {bound:?})");
+            assert!(
+                outage <= bound,
+                "{consensus}: the cluster took {outage:?} to serve writes again (bound {bound:?})"
+            );
 
             // The killed node comes back and catches up; every acknowledged write is there.
             cluster.restart(old).unwrap();
@@ -149,7 +213,7 @@ fn leader_sigkill_under_concurrent_writes() {
 fn full_cluster_restart_recovers_everything() {
     let _serial = ballot_localcluster::serial();
     for consensus in Consensus::ALL {
-        let mut s = spec("restart", consensus, 3);
+        let mut s = spec("restart", consensus, consensus.nodes_for(1));
         s.extra_args = vec!["--snapshot-every".into(), "40".into()];
         let mut cluster = start(s);
         runtime().block_on(async {
@@ -179,19 +243,22 @@ fn full_cluster_restart_recovers_everything() {
     }
 }
 
-/// With two of five nodes down the majority continues; with three down the remaining
-/// minority refuses writes with a clear error; when they return the cluster continues.
+/// With two faulty nodes of a cluster sized for two (five; seven for PBFT) the rest
+/// continues; with one more down the rest refuses writes with a clear error; when they
+/// return the cluster continues.
 #[test]
 fn minority_refuses_writes_majority_continues() {
     let _serial = ballot_localcluster::serial();
     for consensus in Consensus::ALL {
-        let mut cluster = start(spec("minority", consensus, 5));
+        let n = consensus.nodes_for(2);
+        let mut cluster = start(spec("minority", consensus, n));
         runtime().block_on(async {
             let kv = client(&cluster).await;
             kv.put("before", "1").await.unwrap();
-            cluster.kill(NodeId(4));
-            cluster.kill(NodeId(5));
-            kv.put("majority", "2").await.expect("three of five must still accept writes");
+            let last = n as u64;
+            cluster.kill(NodeId(last - 1));
+            cluster.kill(NodeId(last));
+            kv.put("majority", "2").await.expect("all but two faulty nodes must still accept writes");
             // Node 1 learns the commit with the next heartbeat; wait until it has applied it,
             // so that what it serves locally once cut off is known.
             let endpoint = cluster.spec().listen(NodeId(1)).to_string();
@@ -210,7 +277,7 @@ fn minority_refuses_writes_majority_continues() {
             let mut config = cluster.spec().client_config().unwrap();
             config.deadline = Duration::from_secs(3);
             let minority = KvClient::connect(config).await.unwrap();
-            let err = minority.put("minority", "3").await.expect_err("two of five must not accept writes");
+            let err = minority.put("minority", "3").await.expect_err("too few nodes must not accept writes");
             let msg = err.to_string();
             eprintln!("{consensus}: minority write refused: {msg}");
             // The first attempt may have reached the old leader's log before it lost its
@@ -226,7 +293,7 @@ fn minority_refuses_writes_majority_continues() {
             // A serializable read is still served by a minority node, from its own state.
             let r = serializable_get().await.unwrap();
             assert!(matches!(r, ballot_kv::KvResponse::Get { kv: Some(_), .. }), "{consensus}: {r:?}");
-            for id in [3, 4, 5] {
+            for id in [3, last - 1, last] {
                 cluster.restart(NodeId(id)).unwrap();
             }
             cluster.wait_ready(Duration::from_secs(30)).unwrap();
@@ -286,7 +353,7 @@ fn bad_input_gets_clear_errors() {
 fn a_write_lost_in_flight_is_outcome_unknown() {
     let _serial = ballot_localcluster::serial();
     for consensus in Consensus::ALL {
-        let mut cluster = start(spec("unknown", consensus, 3));
+        let mut cluster = start(spec("unknown", consensus, consensus.nodes_for(1)));
         runtime().block_on(async {
             let mut config = cluster.spec().client_config().unwrap();
             config.deadline = Duration::from_secs(3);
@@ -294,8 +361,8 @@ fn a_write_lost_in_flight_is_outcome_unknown() {
             let old = leader(&kv).await;
             kv.put("warm", "up").await.unwrap();
             let follower = cluster.spec().ids().into_iter().find(|&id| id != old).unwrap();
-            // The leader keeps the client's connection but answers nothing; the last node
-            // alone has no quorum.
+            // The leader keeps the client's connection but answers nothing; the other
+            // nodes alone have no quorum.
             cluster.pause(old);
             cluster.pause(follower);
             let err = kv.put("k", "v").await.expect_err("no quorum answers");
@@ -304,6 +371,11 @@ fn a_write_lost_in_flight_is_outcome_unknown() {
             cluster.resume(old);
             cluster.resume(follower);
         });
+        if consensus.is_byzantine() {
+            // Under PBFT the replicas left keep a write pending and order it once a
+            // quorum is back: a write no quorum answered may well be applied later.
+            continue;
+        }
         cluster.wait_ready(Duration::from_secs(30)).unwrap();
         runtime().block_on(async {
             let mut config = cluster.spec().client_config().unwrap();

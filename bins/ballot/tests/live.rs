@@ -12,6 +12,8 @@ struct Up {
     dir: PathBuf,
     endpoints: String,
     certs: PathBuf,
+    /// Extra environment of every command (`BALLOT_CONSENSUS`).
+    env: Vec<(String, String)>,
 }
 
 impl Drop for Up {
@@ -45,9 +47,15 @@ fn text(b: &[u8]) -> String {
 
 /// `ballot cluster up` of `service` with 3 nodes at `base`.
 fn cluster_up(service: &str, name: &str, base: u16) -> Result<Up, Output> {
+    cluster_up_with(service, name, base, &["--nodes", "3"]).map(|(up, _)| up)
+}
+
+/// `ballot cluster up` of `service` at `base` with `args`; also returns its output.
+fn cluster_up_with(service: &str, name: &str, base: u16, args: &[&str]) -> Result<(Up, String), Output> {
     let d = dir(name);
     let out = Command::new(ballot_bin())
-        .args(["cluster", "up", "--service", service, "--nodes", "3", "--base-port", &base.to_string()])
+        .args(["cluster", "up", "--service", service, "--base-port", &base.to_string()])
+        .args(args)
         .args(["--election-timeout-ms", "300", "--heartbeat-ms", "50", "--dir"])
         .arg(&d)
         .output()
@@ -55,14 +63,20 @@ fn cluster_up(service: &str, name: &str, base: u16) -> Result<Up, Output> {
     if !out.status.success() {
         return Err(out);
     }
-    let endpoints = (1..=3).map(|i| format!("127.0.0.1:{}", base + i)).collect::<Vec<_>>().join(",");
-    Ok(Up { certs: d.join("certs"), dir: d, endpoints })
+    let nodes = std::fs::read_to_string(d.join("cluster.txt"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("nodes=").map(|n| n.parse::<u16>().unwrap()))
+        .unwrap();
+    let endpoints = (1..=nodes).map(|i| format!("127.0.0.1:{}", base + i)).collect::<Vec<_>>().join(",");
+    Ok((Up { certs: d.join("certs"), dir: d, endpoints, env: Vec::new() }, text(&out.stdout)))
 }
 
 impl Up {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(ballot_bin());
         c.args(args).env("BALLOT_ENDPOINTS", &self.endpoints).env("BALLOT_CERT_DIR", &self.certs);
+        c.env_remove("BALLOT_CONSENSUS").envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 
@@ -190,4 +204,30 @@ fn readme_config_watch_of_a_whole_namespace() {
     let events = text(&out.stdout);
     assert!(events.contains("app/db.url = postgres://new") && events.contains("app/feature.x = on"), "{events}");
     assert!(!events.contains("postgres://old"), "a watch from now does not replay history: {events}");
+}
+
+#[test]
+fn readme_pbft_kv_session() {
+    let _ = daemon("ballot-kvd");
+    let base = ballot_localcluster::free_port_base(4);
+    let (mut up, said) = cluster_up_with("kv", "pbft", base, &["--consensus", "pbft"])
+        .unwrap_or_else(|o| panic!("cluster up: {}", text(&o.stderr)));
+    assert_eq!(up.endpoints.split(',').count(), 4, "pbft clusters have 4 nodes by default");
+    assert!(said.contains("BALLOT_CONSENSUS=pbft"), "the export line names the consensus: {said}");
+
+    // A client that does not know it talks to PBFT sends unsigned requests: refused,
+    // with what to do about it.
+    let o = up.run(&["--timeout", "3s", "kv", "put", "a", "1"]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(text(&o.stderr).contains("--consensus pbft"), "{}", text(&o.stderr));
+
+    up.env.push(("BALLOT_CONSENSUS".into(), "pbft".into()));
+    up.eventually(&["kv", "put", "a", "1"]);
+    assert!(up.ok(&["kv", "get", "a"]).contains('1'));
+    let status = up.ok(&["status"]);
+    assert_eq!(status.matches("pbft").count(), 4, "{status}");
+    // Every replica's address is needed to count matching answers.
+    let o = up.run(&["--endpoints", &up.endpoints.split(',').take(3).collect::<Vec<_>>().join(","), "kv", "get", "a"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(text(&o.stderr).contains("every replica's address"), "{}", text(&o.stderr));
 }

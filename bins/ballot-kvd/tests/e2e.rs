@@ -392,6 +392,40 @@ fn a_write_lost_in_flight_is_outcome_unknown() {
     }
 }
 
+/// One of four PBFT replicas lies (a `byzantine` build: `cargo test --workspace
+/// --features ballot-kvd/byzantine --test e2e`): as the first primary it alters every
+/// request it orders, and its PREPAREs, COMMITs and CHECKPOINTs name wrong digests. The
+/// correct replicas refuse its PRE-PREPAREs, replace it, and every acknowledged write
+/// reads back as the client wrote it.
+#[cfg(feature = "byzantine")]
+#[test]
+fn a_lying_replica_loses_and_corrupts_nothing() {
+    let _serial = ballot_localcluster::serial();
+    let mut s = spec("liar", Consensus::Pbft, 4);
+    s.node_args.insert(NodeId(1), vec!["--byzantine".into(), "alter-requests,wrong-digests".into()]);
+    let cluster = start(s);
+    runtime().block_on(async {
+        let kv = client(&cluster).await;
+        let started = Instant::now();
+        for i in 0..40 {
+            kv.put(format!("k{i:02}"), format!("v{i}")).await.unwrap();
+        }
+        eprintln!("pbft with a liar: 40 writes in {:?}", started.elapsed());
+        let reader = client(&cluster).await;
+        for i in 0..40 {
+            let got = reader.get(format!("k{i:02}")).await.unwrap().map(|kv| kv.value);
+            assert_eq!(got, Some(Bytes::from(format!("v{i}"))), "k{i:02}");
+        }
+        // The correct replicas deposed the lying primary, and agree.
+        for id in [2, 3, 4] {
+            let s = reader.client().status(&cluster.spec().listen(NodeId(id)).to_string()).await.unwrap();
+            assert!(s.status.term >= 1 && s.status.leader != Some(NodeId(1)), "n{id}: {:?}", s.status);
+        }
+        let log = cluster.log_tail(NodeId(1), 200);
+        assert!(log.contains("LIES"), "node 1 ran as a liar");
+    });
+}
+
 fn tempdir() -> std::path::PathBuf {
     ballot_localcluster::test_dir(env!("CARGO_TARGET_TMPDIR"), "other-ca").unwrap()
 }

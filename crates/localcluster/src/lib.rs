@@ -90,6 +90,8 @@ pub struct ClusterSpec {
     pub heartbeat_ms: u64,
     /// Extra flags for every node.
     pub extra_args: Vec<String>,
+    /// Extra flags for single nodes (tests; not recorded by detached clusters).
+    pub node_args: std::collections::BTreeMap<NodeId, Vec<String>>,
 }
 
 impl ClusterSpec {
@@ -106,6 +108,7 @@ impl ClusterSpec {
             election_timeout_ms: 300,
             heartbeat_ms: 50,
             extra_args: Vec::new(),
+            node_args: std::collections::BTreeMap::new(),
         }
     }
 
@@ -218,6 +221,7 @@ impl ClusterSpec {
             .arg("--heartbeat-ms")
             .arg(self.heartbeat_ms.to_string())
             .args(&self.extra_args)
+            .args(self.node_args.get(&id).into_iter().flatten())
             .env_remove("BALLOT_CONFIG");
         cmd
     }

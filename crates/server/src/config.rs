@@ -114,6 +114,12 @@ pub struct ServerArgs {
     #[arg(long, env = "BALLOT_REQUEST_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_ms: u64,
 
+    /// Test builds only (feature `byzantine`): this PBFT replica lies, e.g.
+    /// `alter-requests,wrong-digests`.
+    #[cfg(feature = "byzantine")]
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIE")]
+    pub byzantine: Vec<crate::byzantine::Lie>,
+
     /// Log filter (tracing's env-filter syntax, e.g. `info` or `ballot_node=debug`);
     /// `RUST_LOG` works too.
     #[arg(long, env = "BALLOT_LOG", default_value = "info")]

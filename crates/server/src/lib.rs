@@ -12,6 +12,8 @@
 //! }
 //! ```
 
+#[cfg(feature = "byzantine")]
+pub mod byzantine;
 mod client_server;
 mod config;
 pub mod http;
@@ -238,8 +240,17 @@ pub async fn run<S: StateMachine>(args: ServerArgs, service: S) -> Result<(), Se
             let mut store = open_store::<ballot_pbft::Entry, ballot_pbft::HardState>(&store_dir, options)?;
             let recovered = recover(&mut store, &store_dir)?;
             let config = ballot_pbft::Config::from_settings(args.node_id, &settings);
+            #[cfg(feature = "byzantine")]
+            let signer = Arc::clone(&crypto.signer);
             let pbft = ballot_pbft::Pbft::new(config, membership, recovered, crypto, now)
                 .map_err(|e| refused(e.to_string()))?;
+            // In a test build, lies told as `--byzantine` says (none: honest).
+            #[cfg(feature = "byzantine")]
+            let pbft = byzantine::Liar::new(
+                pbft,
+                ballot_pbft::byzantine::Forge::new(args.node_id, signer),
+                args.byzantine.clone(),
+            );
             start(&args, pbft, store, service, &transport)?
         }
     };

@@ -133,9 +133,10 @@ pub enum ClientRule {
     /// faults only, a node's answer is the cluster's.
     #[default]
     Leader,
-    /// Matching answers from distinct replicas: `writes` of them for a write (f+1 of
-    /// 3f+1: at least one is correct), `reads` for a read served without ordering it
-    /// (2f+1).
+    /// Matching answers from distinct replicas: `writes` of them for a write, `reads`
+    /// for a read (PBFT: 2f+1 of 3f+1 for both; f+1 would show a write is correct, but
+    /// reads served without ordering them are linearizable only if every accepted write
+    /// executed at f+1 correct replicas).
     Matching {
         /// Matching replies a write needs.
         writes: usize,

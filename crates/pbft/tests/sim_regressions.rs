@@ -67,3 +67,21 @@ fn a_restarted_primary_still_hands_out_its_new_view() {
     c.run_until(Duration::from_secs(10), "n4 installs view 1", |c| c.node(4).is_active());
     assert_eq!(c.node(4).view(), 1);
 }
+
+/// With f+1 matching replies for a write, a write could be accepted having executed at
+/// one correct replica only; 2f+1 matching fast reads (f+1 correct replicas behind, f
+/// liars) would then miss it (ballot-sim, seed 308, 4 nodes: a stale read). Writes need
+/// 2f+1 too: any two such sets share a correct replica.
+#[test]
+fn accepted_writes_and_fast_reads_share_a_correct_replica() {
+    for n in [4u64, 7, 10] {
+        let c = Cluster::new(n);
+        let f = c.node(1).faults();
+        let ballot_core::ClientRule::Matching { writes, reads } = c.node(1).client_rule() else {
+            panic!("PBFT clients need matching replies")
+        };
+        let n = n as usize;
+        // Correct repliers: at least writes - f and reads - f, among n - f correct replicas.
+        assert!((writes - f) + (reads - f) > n - f, "n {n}: writes {writes}, reads {reads}");
+    }
+}

@@ -1012,6 +1012,11 @@ impl Pbft {
                 if self.executed.contains(&item.digest()) {
                     return;
                 }
+                // Bounded like proposals: read barriers need no client signature, and a
+                // liar could relay them without end.
+                if self.pending.len() >= self.cfg.max_pending && !self.pending.contains_key(&item.digest()) {
+                    return self.reject(from, "relayed request beyond max_pending");
+                }
                 // A backup passes a relayed request on to the primary: a request that
                 // starts its timer must also reach the one who can order it.
                 let relay = !self.is_primary();

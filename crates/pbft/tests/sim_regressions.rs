@@ -381,3 +381,17 @@ fn a_replica_that_committed_before_a_view_change_takes_part_in_the_new_view() {
         assert_eq!(c.node(i).view(), 1, "view 1 committed it\n{}", c.describe());
     }
 }
+
+/// Relayed requests are bounded like proposals: read barriers carry no client
+/// signature, and a liar relaying them without end grew the waiting set without bound.
+#[test]
+fn relayed_requests_are_bounded_by_max_pending() {
+    let mut c = Cluster::with_config(4, |id| ballot_pbft::Config { max_pending: 8, ..common::test_config(id) });
+    let now = c.now;
+    for nonce in 0..100 {
+        let barrier = ballot_pbft::Item::Barrier { replica: NodeId(4), nonce };
+        c.node_mut(1).handle_message(now, NodeId(4), Message::Request(barrier));
+    }
+    assert_eq!(c.node(1).pending_requests(), 8);
+    assert!(c.node(1).rejections().get("relayed request beyond max_pending").is_some_and(|&n| n == 92));
+}

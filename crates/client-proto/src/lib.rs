@@ -14,7 +14,7 @@
 //! - [`SessionPool`] hands out the exactly-once sessions calls are made in.
 //! - [`QuorumCall`] is a request under a Byzantine protocol's rule
 //!   ([`ClientRule::Matching`](ballot_core::ClientRule::Matching)): sent to every
-//!   replica, settled by f+1 (writes) or 2f+1 (reads) matching replies.
+//!   replica, settled by as many matching replies as the rule asks (PBFT: 2f+1).
 //!
 //! ```
 //! use std::time::Duration;

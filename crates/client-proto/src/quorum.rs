@@ -1,8 +1,8 @@
 //! A call under a Byzantine protocol's acceptance rule ([`ClientRule::Matching`]): the
 //! request goes to every replica, and the call succeeds once enough distinct replicas
-//! gave the same reply — f+1 for a write (at least one of them is correct, so the
-//! result is the one the correct replicas computed), 2f+1 for a read served without
-//! ordering.
+//! gave the same reply: as many as the rule asks for (PBFT: 2f+1 for writes and reads
+//! alike; f+1 would already show the correct replicas' result, but a read served
+//! without ordering could then miss an accepted write).
 //!
 //! [`ClientRule::Matching`]: ballot_core::ClientRule::Matching
 

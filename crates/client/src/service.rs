@@ -35,8 +35,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// The cluster's consensus. Under a Byzantine one (PBFT) the client signs every
     /// request with its certificate's key, sends it to every replica (`endpoints` must
-    /// list them all) and accepts an answer only from f+1 replicas that agree (2f+1 for
-    /// a read, which falls back to an ordered read when they disagree).
+    /// list them all) and accepts an answer only from 2f+1 replicas that agree (a read
+    /// that finds no such agreement is ordered like a write).
     pub consensus: Consensus,
 }
 

@@ -22,7 +22,7 @@ pub enum Consensus {
     #[serde(rename = "multipaxos")]
     MultiPaxos,
     /// PBFT (ballot-pbft): tolerates Byzantine replicas; clients sign their requests and
-    /// accept f+1 matching answers.
+    /// accept 2f+1 matching answers.
     Pbft,
 }
 

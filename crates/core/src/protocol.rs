@@ -144,9 +144,10 @@ pub enum ClientRule {
     /// faults only, a node's answer is the cluster's.
     #[default]
     Leader,
-    /// Matching answers from distinct replicas: `writes` of them for a write (f+1 of
-    /// 3f+1: at least one is correct), `reads` for a read served without ordering it
-    /// (2f+1).
+    /// Matching answers from distinct replicas: `writes` of them for a write, `reads`
+    /// for a read (PBFT: 2f+1 of 3f+1 for both; f+1 would show a write is correct, but
+    /// reads served without ordering them are linearizable only if every accepted write
+    /// executed at f+1 correct replicas).
     Matching {
         /// Matching replies a write needs.
         writes: usize,
@@ -156,18 +157,20 @@ pub enum ClientRule {
 }
 
 impl ClientRule {
-    /// The rule of a Byzantine fault tolerant cluster of `replicas`: f+1 matching replies
-    /// for a write, 2f+1 (all but f) for an unordered read, with f = (n-1)/3.
+    /// The rule of a Byzantine fault tolerant cluster of `replicas`: 2f+1 matching
+    /// replies for writes and unordered reads alike, with f = (n-1)/3. Unordered reads
+    /// are answered from each replica's executed state; a write accepted on f+1 replies
+    /// may have executed at one correct replica only, and a later read's 2f+1 repliers
+    /// could all have missed it. With 2f+1 on both sides the quorums share a correct
+    /// replica that executed the write (Castro and Liskov, TOCS 2002, section 5.1.3).
     ///
     /// ```
-    /// assert_eq!(ballot_core::ClientRule::byzantine(4), ballot_core::ClientRule::Matching { writes: 2, reads: 3 });
+    /// assert_eq!(ballot_core::ClientRule::byzantine(4), ballot_core::ClientRule::Matching { writes: 3, reads: 3 });
     /// ```
     #[must_use]
     pub const fn byzantine(replicas: usize) -> Self {
-        ClientRule::Matching {
-            writes: crate::Quorum::faults(replicas) + 1,
-            reads: crate::Quorum::Byzantine.size(replicas),
-        }
+        let quorum = crate::Quorum::Byzantine.size(replicas);
+        ClientRule::Matching { writes: quorum, reads: quorum }
     }
 }
 

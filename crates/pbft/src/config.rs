@@ -35,13 +35,13 @@ pub struct Config {
     /// Most batches the primary has pre-prepared and not yet executed; requests beyond
     /// it wait and are batched together.
     pub max_inflight: u64,
-    /// A backup waiting this long for a request to execute starts a view change; also the
-    /// base of the NEW-VIEW timer, doubled for each view change that does not complete.
+    /// A backup waiting this long for a request to execute starts a view change; also
+    /// the NEW-VIEW timer. Both double for each view change in a row that executes
+    /// nothing.
     pub request_timeout: Duration,
-    /// Cap on the NEW-VIEW timer's back-off: it waits at most
-    /// `request_timeout * 2^max_backoff`. Without a cap, the view changes of a long
-    /// outage (each doubling the timer) leave the cluster waiting minutes for a faulty
-    /// new primary after the network heals.
+    /// Cap on the timers' back-off: they run at most `request_timeout * 2^max_backoff`.
+    /// Without a cap, the view changes of a long outage (each doubling the timer) leave
+    /// the cluster waiting minutes for a faulty new primary after the network heals.
     pub max_backoff: u32,
     /// Period of status messages, retransmissions and catch-up checks.
     pub status_interval: Duration,

@@ -16,7 +16,9 @@ pub enum Item {
     Barrier {
         /// The replica that asked.
         replica: NodeId,
-        /// Its number for the read.
+        /// Its number for the read: unique over the replica's restarts (its start
+        /// count in the high 32 bits), or a barrier of an earlier life, executed before
+        /// the read began, could be taken for the new one.
         nonce: u64,
     },
 }
@@ -374,6 +376,10 @@ pub struct HardState {
     /// which otherwise could wait for ever for a view its peers already run.
     #[serde(default)]
     pub new_view: Option<Signed<NewView>>,
+    /// How many times this replica started: each start takes the next number, which
+    /// read barrier nonces carry.
+    #[serde(default)]
+    pub starts: u64,
 }
 
 /// SHA-256 of a service state, as certified by checkpoints.

@@ -23,6 +23,7 @@ impl Pbft {
             executed: self.exec_seq,
         };
         self.broadcast(&status, false);
+        self.help_laggards();
         self.check_stuck_view_change();
         if !self.active {
             if let Some(vc) = self.view_changes.get(&self.view).and_then(|m| m.get(&self.id_())).cloned() {
@@ -64,30 +65,51 @@ impl Pbft {
     /// Re-sends this replica's part for every sequence number of the view that has
     /// waited a full status interval without committing.
     fn retransmit(&mut self) {
-        let view = self.view;
         let before = self.now.as_nanos().saturating_sub(self.cfg.status_interval.as_nanos() as u64);
         let mut msgs = Vec::new();
         for (&seq, slot) in self.slots.range(self.exec_seq + 1..) {
-            if slot.since.as_nanos() > before {
-                continue;
-            }
-            let Some(pp) = slot.pre_prepare.as_ref().filter(|p| p.body.view == view) else { continue };
-            let digest = pp.body.digest;
-            if slot.committed.is_none() {
-                if self.is_primary() {
-                    if let Some(batch) = self.batches.get(&digest) {
-                        msgs.push(Message::PrePrepare { pre_prepare: pp.clone(), batch: batch.clone() });
-                    }
-                } else if let Some(p) = slot.prepares.get(&self.id_()) {
-                    msgs.push(Message::Prepare(p.clone()));
-                }
-            }
-            if slot.prepared {
-                msgs.push(Message::Commit { view, seq, digest });
+            if slot.since.as_nanos() <= before {
+                msgs.extend(self.part(seq, slot.committed.is_none()));
             }
         }
         for m in msgs {
             self.broadcast(&m, true);
+        }
+    }
+
+    /// This replica's messages for `seq` in its view: the PRE-PREPARE and batch (the
+    /// primary) or its PREPARE (a backup) if `proposal`, and its COMMIT once prepared.
+    fn part(&self, seq: u64, proposal: bool) -> Vec<Message> {
+        let view = self.view;
+        let Some(slot) = self.slots.get(&seq) else { return Vec::new() };
+        let Some(pp) = slot.pre_prepare.as_ref().filter(|p| p.body.view == view) else { return Vec::new() };
+        let digest = pp.body.digest;
+        let mut msgs = Vec::new();
+        if proposal {
+            if self.is_primary() {
+                if let Some(batch) = self.batches.get(&digest) {
+                    msgs.push(Message::PrePrepare { pre_prepare: pp.clone(), batch: batch.clone() });
+                }
+            } else if let Some(p) = slot.prepares.get(&self.id_()) {
+                msgs.push(Message::Prepare(p.clone()));
+            }
+        }
+        if slot.prepared {
+            msgs.push(Message::Commit { view, seq, digest });
+        }
+        msgs
+    }
+
+    /// A peer in this view executed only up to `executed`: it gets this replica's part
+    /// for the sequence numbers of the view after that which executed here. Its own
+    /// retransmissions cannot bring back the COMMITs of replicas that already executed
+    /// (Castro's status-driven retransmission).
+    fn resend_votes(&mut self, peer: NodeId, executed: u64) {
+        let seqs: Vec<u64> = self.slots.range(executed + 1..=self.exec_seq).map(|(s, _)| *s).collect();
+        for seq in seqs {
+            for m in self.part(seq, true) {
+                self.out.send_durable(peer, m);
+            }
         }
     }
 
@@ -119,18 +141,44 @@ impl Pbft {
 
     pub(crate) fn on_status(&mut self, from: NodeId, view: u64, changing: bool, stable: u64, executed: u64) {
         self.peers.insert(from, (stable, executed));
-        // Behind our stable checkpoint: its proof (signed, so relayable) lets the peer
-        // make it stable too, or target it for a state transfer.
         if stable < self.stable.seq {
-            for c in self.stable.proof.clone() {
-                self.send(from, Message::Checkpoint(c));
-            }
+            self.behind.entry(from).or_default().stable = Some(stable);
         }
-        if self.active
-            && (view < self.view || (view == self.view && changing))
-            && let Some(nv) = self.new_view.clone()
-        {
-            self.send(from, Message::NewView(nv));
+        if self.active && view == self.view && !changing && executed < self.exec_seq {
+            self.behind.entry(from).or_default().executed = Some(executed);
+        }
+        self.note_behind(from, view, changing);
+    }
+
+    /// `peer` reported being in `view` (`changing` to it): if that is behind this
+    /// replica's view, it gets the NEW-VIEW on the next tick.
+    pub(crate) fn note_behind(&mut self, peer: NodeId, view: u64, changing: bool) {
+        if view < self.view || (view == self.view && changing) {
+            self.behind.entry(peer).or_default().view = Some((view, changing));
+        }
+    }
+
+    /// Once per tick, each peer that reported lagging since the last one gets what it
+    /// misses: the stable checkpoint's proof (signed, so relayable: it makes the
+    /// checkpoint stable there too, or the target of a state transfer), the NEW-VIEW of
+    /// this replica's view, and this replica's part of the view's sequence numbers it
+    /// has not executed.
+    fn help_laggards(&mut self) {
+        for (peer, behind) in std::mem::take(&mut self.behind) {
+            if let Some(executed) = behind.executed {
+                self.resend_votes(peer, executed);
+            }
+            if behind.stable.is_some_and(|s| s < self.stable.seq) {
+                for c in self.stable.proof.clone() {
+                    self.send(peer, Message::Checkpoint(c));
+                }
+            }
+            if self.active
+                && behind.view.is_some_and(|(v, changing)| v < self.view || (v == self.view && changing))
+                && let Some(nv) = self.new_view.clone()
+            {
+                self.send(peer, Message::NewView(nv));
+            }
         }
     }
 
@@ -262,7 +310,11 @@ impl Pbft {
         self.exec_seq = checkpoint.seq;
         self.exec_index = checkpoint.index;
         self.checkpoint_at.clear();
-        self.vc_deadline = None;
+        // A primary must not order what waited in its queue: most of it executed inside
+        // the state. Ordered again at new sequence numbers, it kept those requests
+        // waiting here for ever as a backup later, and its request timer drove this
+        // replica into a view of its own (ballot-sim, seed 76, 4 nodes).
+        self.queue.clear();
         self.set_stable(checkpoint, state);
         // Requests still in the log above the state stay where they are; the others that
         // waited were most likely executed inside the transferred state: clients retry
@@ -271,7 +323,7 @@ impl Pbft {
         let assigned = std::mem::take(&mut self.assigned);
         let dropped: Vec<Digest> = self.pending.keys().filter(|d| !assigned.contains(d)).copied().collect();
         for d in dropped {
-            self.pending.remove(&d);
+            self.remove_pending(&d);
             // The host must not wait for them for ever: fail their proposals (the client
             // retries within its session, which makes the retry safe).
             for id in self.proposals.remove(&d).unwrap_or_default() {
@@ -281,18 +333,13 @@ impl Pbft {
                 self.out.push(Output::ProposalFailed { id, error });
             }
         }
-        self.queue.retain(|d| assigned.contains(d));
         self.assigned = assigned;
         if !self.is_primary() {
             self.assigned.clear();
         }
         self.arm_request_timer();
         // Ordered reads whose barriers may be inside the state: the client retries.
-        let reads: Vec<_> = self.reads.drain().collect();
-        for (_, id) in reads {
-            let error = ProposeError::Unavailable("state transfer replaced the state this read waited on".into());
-            self.out.push(Output::ReadFailed { id, error });
-        }
+        self.fail_reads("state transfer replaced the state this read waited on");
         self.execute_committed();
     }
 }

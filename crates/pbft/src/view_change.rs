@@ -2,7 +2,6 @@
 //! NEW-VIEW with V and O, which every backup recomputes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use ballot_core::NodeId;
 
@@ -11,6 +10,9 @@ use crate::message::{
     Item, Message, NewView, PrePrepare, PreparedCert, StableCheckpoint, ViewChange, batch_digest, null_digest,
 };
 use crate::pbft::Pbft;
+
+/// VIEW-CHANGEs for views more than this far above the current one are refused.
+const MAX_VIEWS_AHEAD: u64 = 64;
 
 impl Pbft {
     /// Leaves the current view for `target`: durable view, then VIEW-CHANGE to all.
@@ -22,7 +24,7 @@ impl Pbft {
             return;
         }
         if self.changed_since_exec {
-            self.backoff = self.backoff.saturating_add(1);
+            self.backoff = (self.backoff + 1).min(self.cfg.max_backoff);
         }
         self.changed_since_exec = true;
         self.view = target;
@@ -36,17 +38,11 @@ impl Pbft {
             slot.prepared = false;
         }
         self.vc_deadline = None;
+        self.timer_for = None;
         self.changing_since = self.now;
         self.send_view_change();
         self.report_role();
         self.check_new_view_quorum(target);
-    }
-
-    /// How long a replica waits for a NEW-VIEW (once 2f+1 VIEW-CHANGEs are in), doubled
-    /// for each view change since it last executed something, up to the cap.
-    pub(crate) fn view_change_timeout(&self) -> Duration {
-        let factor = 1u32.checked_shl(self.backoff.min(self.cfg.max_backoff).min(16)).unwrap_or(1 << 16);
-        self.request_timeout().saturating_mul(factor)
     }
 
     /// A replica changing to a view for which 2f+1 VIEW-CHANGEs never arrive (the ones
@@ -56,7 +52,7 @@ impl Pbft {
     /// replicas waiting in view v and a third in v+1 (a faulty primary of v staying
     /// silent) never reach a quorum in either view (found by ballot-sim).
     pub(crate) fn check_stuck_view_change(&mut self) {
-        if self.active || self.vc_deadline.is_some() || self.now < self.changing_since + self.view_change_timeout() {
+        if self.active || self.vc_deadline.is_some() || self.now < self.changing_since + self.timer() {
             return;
         }
         let me = self.id_();
@@ -79,8 +75,17 @@ impl Pbft {
         let vc = self.sign(ViewChange { view: target, stable: self.stable.clone(), prepared });
         self.persist_hard_state();
         self.broadcast(&Message::ViewChange(vc.clone()), true);
-        let me = self.id_();
-        self.view_changes.entry(target).or_default().insert(me, vc);
+        self.keep_view_change(vc);
+    }
+
+    /// Records `vc` as its signer's only VIEW-CHANGE (replacing one for a lower view).
+    fn keep_view_change(&mut self, vc: Signed<ViewChange>) {
+        let signer = vc.signer;
+        self.view_changes.retain(|_, m| {
+            m.remove(&signer);
+            !m.is_empty()
+        });
+        self.view_changes.entry(vc.body.view).or_default().insert(signer, vc);
     }
 
     /// A checkpoint proof: 2f+1 valid, matching CHECKPOINTs from distinct replicas (none
@@ -152,42 +157,28 @@ impl Pbft {
     pub(crate) fn on_view_change(&mut self, from: NodeId, vc: Signed<ViewChange>) {
         let target = vc.body.view;
         if target < self.view || (target == self.view && self.active) {
-            // A replica behind: help it with the NEW-VIEW that started this view.
-            if self.active
-                && target <= self.view
-                && let Some(nv) = self.new_view.clone()
-            {
-                self.send(from, Message::NewView(nv));
-            }
-            // A replica still changing to a view this one gave up on: the VIEW-CHANGEs
-            // for that view (signed, so relayable) let it gather 2f+1, time out like
-            // this one did and follow; without them it could wait for ever for a
-            // VIEW-CHANGE that was lost before its sender moved on.
-            // Only in answer to the peer's own VIEW-CHANGE (not to a relayed one: two
-            // replicas past that view would relay to each other for ever).
-            if !self.active && target < self.view && vc.signer == from {
-                let relay: Vec<Signed<ViewChange>> = self
-                    .view_changes
-                    .get(&target)
-                    .map(|m| m.values().filter(|v| v.signer != from).cloned().collect())
-                    .unwrap_or_default();
-                for v in relay {
-                    self.send(from, Message::ViewChange(v));
-                }
+            // A replica behind: it gets the NEW-VIEW on this replica's next tick. Never
+            // an answer per message: answers to relayed, replayed or duplicated
+            // VIEW-CHANGEs multiplied without bound (ballot-sim, seed 126, 7 nodes).
+            if vc.signer == from {
+                self.note_behind(from, target, true);
             }
             return;
         }
-        if self.view_changes.get(&target).is_some_and(|m| m.contains_key(&vc.signer)) {
+        // One VIEW-CHANGE kept per replica, for its highest view: a correct replica only
+        // moves up, and n messages bound the memory whatever a liar sends.
+        if self.view_changes.values().any(|m| m.get(&vc.signer).is_some_and(|old| old.body.view >= target)) {
             return;
         }
-        // Bound memory: views far ahead are not believable yet.
-        if target > self.view + 64 {
+        // Views far ahead are not believable yet (nor joinable: a liar could push a
+        // stuck replica towards the end of the view numbers).
+        if target > self.view.saturating_add(MAX_VIEWS_AHEAD) {
             return self.reject(from, "view change too far ahead");
         }
         if !self.valid_view_change(&vc) {
             return self.reject(from, "invalid view change");
         }
-        self.view_changes.entry(target).or_default().insert(vc.signer, vc);
+        self.keep_view_change(vc);
         // Join: f+1 replicas ask for views above ours (one of them is correct).
         let mut askers: BTreeMap<NodeId, u64> = BTreeMap::new();
         for (v, m) in self.view_changes.range(self.view + 1..) {
@@ -217,7 +208,7 @@ impl Pbft {
         if self.primary_of(target) == self.id_() {
             self.send_new_view(target);
         } else if self.vc_deadline.is_none() {
-            self.vc_deadline = Some(self.now + self.view_change_timeout());
+            self.vc_deadline = Some(self.now + self.timer());
         }
     }
 
@@ -302,6 +293,7 @@ impl Pbft {
         self.active = true;
         self.view_changes = self.view_changes.split_off(&(view + 1));
         self.vc_deadline = None;
+        self.timer_for = None;
         // Written with the view, so that a restarted replica can still relay it.
         self.new_view = Some(nv.clone());
         self.persist_hard_state();
@@ -311,11 +303,14 @@ impl Pbft {
         for pp in nv.body.pre_prepares.clone() {
             let seq = pp.body.seq;
             max_s = max_s.max(seq);
-            if seq <= self.stable.seq || self.slots.get(&seq).is_some_and(|s| s.committed.is_some()) {
-                // Already decided here; still counts for the sequence numbering.
-                if seq > self.stable.seq && !self.is_primary() {
-                    self.send_prepare_for(pp);
-                }
+            // Decided here already: the protocol runs again all the same (it is not executed
+            // again) while a peer may still lack it, or replicas that missed the COMMITs
+            // of the earlier view could not commit it without this replica (ballot-sim,
+            // seed 938, 4 nodes).
+            let committed = self.slots.get(&seq).and_then(|s| s.committed);
+            let everyone_executed =
+                self.replicas.iter().all(|r| *r == self.cfg.id || self.peers.get(r).is_some_and(|p| p.1 >= seq));
+            if seq <= self.stable.seq || committed.is_some_and(|d| d != pp.body.digest || everyone_executed) {
                 continue;
             }
             if pp.body.digest == null {
@@ -340,12 +335,17 @@ impl Pbft {
         if self.is_primary() {
             self.next_seq = max_s.max(self.exec_seq) + 1;
             self.recompute_assigned();
-            self.queue = self.pending.keys().filter(|d| !self.assigned.contains(*d)).copied().collect();
+            // Oldest first: in digest order, a request with a high digest could be
+            // overtaken in every short view by newer ones for ever.
+            let waiting = self.pending_oldest_first();
+            self.queue = waiting.into_iter().map(|(d, _)| d).filter(|d| !self.assigned.contains(d)).collect();
         } else {
-            let primary = self.primary_of(view);
-            let items: Vec<Item> = self.pending.values().map(|p| p.item.clone()).collect();
-            for item in items {
-                self.send(primary, Message::Request(item));
+            // Left over from a view this replica led (a NEW-VIEW can take it there
+            // straight from any view).
+            self.queue.clear();
+            self.assigned.clear();
+            for (_, item) in self.pending_oldest_first() {
+                self.relay_to_primary(item);
             }
             self.arm_request_timer();
         }
@@ -369,17 +369,6 @@ impl Pbft {
             .filter_map(|d| self.batches.get(&d))
             .flat_map(|b| b.iter().map(Item::digest))
             .collect();
-    }
-
-    /// A backup re-sends PREPARE for an O-set entry it already committed, so the others
-    /// can still prepare it in the new view.
-    fn send_prepare_for(&mut self, pp: Signed<PrePrepare>) {
-        let PrePrepare { view, seq, digest } = pp.body;
-        if self.slots.get(&seq).and_then(|s| s.committed) != Some(digest) {
-            return;
-        }
-        let prepare = self.sign(crate::message::Prepare { view, seq, digest });
-        self.broadcast(&Message::Prepare(prepare), false);
     }
 
     /// Checks a batch received for a digest this replica needs.

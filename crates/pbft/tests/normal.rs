@@ -140,8 +140,8 @@ fn fast_reads_answer_at_the_executed_index_and_ordered_reads_wait_for_a_barrier(
     });
     assert_eq!(
         c.node(1).client_rule(),
-        ballot_core::ClientRule::Matching { writes: 2, reads: 3 },
-        "f+1 for writes, 2f+1 for fast reads"
+        ballot_core::ClientRule::Matching { writes: 3, reads: 3 },
+        "2f+1 for writes and fast reads"
     );
     let cmd = c.request("r");
     c.submit(&cmd);

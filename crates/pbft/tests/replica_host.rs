@@ -114,7 +114,7 @@ fn put(k: &str, v: &str) -> KvRequest {
 #[test]
 fn every_replica_answers_by_session_and_reads_match() {
     let mut net = Net::new();
-    assert_eq!(net.nodes[0].protocol().client_rule(), ballot_core::ClientRule::Matching { writes: 2, reads: 3 });
+    assert_eq!(net.nodes[0].protocol().client_rule(), ballot_core::ClientRule::Matching { writes: 3, reads: 3 });
     for seq in 1..=5u64 {
         net.request(seq, Some(Session { client: 7 + seq, seq: 1 }), &put(&format!("k{seq}"), "v"));
         net.run_until("a write answered by all four", |n| n.answered(seq, &[0, 1, 2, 3]));

@@ -162,8 +162,11 @@ fn view_change_timeouts_back_off() {
     }
     assert!(changes.len() >= 3, "{changes:?}");
     let gaps: Vec<Duration> = changes.windows(2).map(|w| w[1] - w[0]).collect();
+    // Doubling up to the cap: request_timeout (500 ms) * 2^max_backoff (3).
+    let cap = Duration::from_millis(4_000);
     for g in gaps.windows(2) {
-        assert!(g[1] >= g[0] * 2 - Duration::from_millis(60), "no back-off: {gaps:?}");
+        assert!(g[1] >= (g[0] * 2).min(cap) - Duration::from_millis(60), "no back-off: {gaps:?}");
+        assert!(g[1] <= cap + Duration::from_millis(60), "past the cap: {gaps:?}");
     }
     assert!(!c.executed_at(3, &cmd));
     c.await_all(&[cmd], 300 * SEC, "the command once NEW-VIEWs get through");

@@ -482,17 +482,19 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
     /// Answers every pending request and ends every watch with `error` (the replica is
     /// stopping).
     pub fn fail_all(&mut self, error: &ClientError) {
-        let writes: Vec<PendingWrite> = self.writes.drain().flat_map(|(_, w)| w).collect();
+        let mut writes: Vec<PendingWrite> = self.writes.drain().flat_map(|(_, w)| w).collect();
+        writes.sort_unstable_by_key(|w| w.pending.request);
         self.proposals.clear();
         for w in writes {
             self.finish(w.pending, Err(error.clone()));
         }
-        let reads: Vec<Pending> = self
+        let mut reads: Vec<Pending> = self
             .reads
             .drain()
             .map(|(_, r)| r.pending)
             .chain(std::mem::take(&mut self.reads_at).into_values().flatten().map(|r| r.pending))
             .collect();
+        reads.sort_unstable_by_key(|p| p.request);
         for p in reads {
             self.finish(p, Err(error.clone()));
         }
@@ -661,6 +663,9 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
             });
         }
         self.reads_at.retain(|_, v| !v.is_empty());
+        // In request order: the maps above iterate in no fixed order, and the replies'
+        // order must not depend on it (deterministic simulation).
+        late.sort_unstable_by_key(|p| p.request);
         for p in late {
             self.finish(p, Err(ClientError::Timeout));
         }

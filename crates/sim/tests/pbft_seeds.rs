@@ -3,33 +3,19 @@
 //! (`ballot_sim::pbft::Behaviour`), on top of network, crash and storage faults. Every
 //! checker is on: the generic ones (agreement, integrity, validity, linearizability,
 //! liveness, convergence, exactly-once) over the correct replicas, and PBFT's own
-//! (sequence agreement, client signatures, request progress). `BALLOT_SIM_SEEDS=N`
-//! changes the number of seeds.
-//!
-//! Known issue: a few seeds in a hundred leave one request proposed at a correct replica
-//! unresolved after the faults heal (a `Liveness` violation; no safety checker has fired
-//! on any seed). They are printed with their replay commands and held under a ceiling
-//! until the cause is fixed; any other violation fails the test.
+//! (sequence agreement, client signatures, request progress); any violation fails the
+//! test. `BALLOT_SIM_SEEDS=N` changes the number of seeds.
 
 mod common;
 
 use ballot_core::{Instant, NodeId};
 use ballot_sim::pbft::{Behaviour, PbftAlgorithm, Plan};
-use ballot_sim::{Algorithm, FaultKind, RunSpec, Simulation, run_many};
+use ballot_sim::{Algorithm, FaultKind, RunSpec, Simulation};
 
 #[test]
-fn pbft_with_byzantine_replicas_passes_every_safety_checker_on_300_seeds_of_4_and_7_nodes() {
+fn pbft_with_byzantine_replicas_passes_every_checker_on_300_seeds_of_4_and_7_nodes() {
     let specs = common::specs(common::seed_count(300), &[4, 7]);
-    let threads = std::thread::available_parallelism().map_or(2, usize::from);
-    let summary = run_many(PbftAlgorithm::default, &specs, threads, &|_, _| {});
-    let s = &summary.stats;
-    eprintln!("{s}\nwall time: {:.1} s", summary.wall.as_secs_f64());
-    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
-    let (liveness, other): (Vec<_>, Vec<_>) = summary.violations.iter().partition(|v| v.checker == "Liveness");
-    let report = |vs: &[&ballot_sim::Violation]| vs.iter().map(|v| format!("\n{v}\n")).collect::<String>();
-    assert!(other.is_empty(), "safety or progress checkers fired:{}", report(&other));
-    eprintln!("known liveness issue on {} of {} runs:{}", liveness.len(), specs.len(), report(&liveness));
-    assert!(liveness.len() * 100 <= specs.len() * 5, "liveness regressed:{}", report(&liveness));
+    let s = &common::run_all(PbftAlgorithm::default, &specs);
     // The runs did real work under real faults, with liars lying.
     assert!(s.commands_committed > 50 * s.runs, "{s}");
     assert!(s.lin_ops > 200 * s.runs && s.lin_unknown * 100 <= s.lin_keys.max(1), "{s}");
@@ -46,12 +32,32 @@ fn pbft_with_byzantine_replicas_passes_every_safety_checker_on_300_seeds_of_4_an
     }
 }
 
-/// Runs `algo` on seed `seed` with `nodes` nodes; the violated checker, if any.
-fn violated(algo: PbftAlgorithm, seed: u64, nodes: usize) -> Option<String> {
+/// Runs `algo` on seed `seed` with `nodes` nodes.
+fn run(algo: PbftAlgorithm, seed: u64, nodes: usize) -> Result<ballot_sim::RunStats, Box<ballot_sim::Violation>> {
     let spec = RunSpec::new(seed, nodes);
     let mut cfg = spec.config("pbft", false);
     algo.shape_run(&mut cfg);
-    Simulation::new(algo, cfg).expect("builds").run().err().map(|v| v.checker)
+    Simulation::new(algo, cfg).expect("builds").run()
+}
+
+/// Runs `algo` on seed `seed` with `nodes` nodes; the violated checker, if any.
+fn violated(algo: PbftAlgorithm, seed: u64, nodes: usize) -> Option<String> {
+    run(algo, seed, nodes).err().map(|v| v.checker)
+}
+
+/// A seed replays exactly: ordered reads failed by a state transfer were answered in
+/// hash-map order (random per process), so a failing seed could pass when replayed
+/// (seed 101 with 7 nodes).
+#[test]
+fn a_pbft_run_replays_identically() {
+    let outcome = || match run(PbftAlgorithm::default(), 101, 7) {
+        Ok(stats) => format!("{stats}"),
+        Err(v) => format!("{v}"),
+    };
+    let first = outcome();
+    for _ in 0..3 {
+        assert_eq!(outcome(), first);
+    }
 }
 
 #[test]
@@ -77,20 +83,23 @@ fn a_primary_slipping_in_unsigned_requests_is_caught_when_replicas_trust_them() 
 #[test]
 fn every_behaviour_alone_is_survived_by_four_replicas() {
     for (i, b) in Behaviour::ALL.into_iter().enumerate() {
-        let seed = 1_000 + i as u64;
-        let algo = PbftAlgorithm::with_liars(1, Plan::of(&[b]));
-        let mut cfg = RunSpec::new(seed, 4).config("pbft", false);
-        algo.shape_run(&mut cfg);
-        assert_eq!(cfg.byzantine.len(), 1);
-        let sim = Simulation::new(algo, cfg).expect("builds");
-        let stats = sim.run().unwrap_or_else(|v| panic!("{b:?}: {v}"));
-        assert!(
-            stats.byzantine.get(b.name()).is_some_and(|&n| n > 0)
-                || b == Behaviour::WrongNewView
-                || b == Behaviour::Replay,
-            "{b:?} never happened: {stats}"
-        );
-        assert!(stats.ops_ok > 50, "{b:?}: {stats}");
+        // A liar acts as primary only if the views reach it: a few seeds each, every run
+        // clean, at least one with the lie told.
+        let mut told = false;
+        for seed in (0..4).map(|k| 1_000 + 10 * i as u64 + k) {
+            let algo = PbftAlgorithm::with_liars(1, Plan::of(&[b]));
+            let mut cfg = RunSpec::new(seed, 4).config("pbft", false);
+            algo.shape_run(&mut cfg);
+            assert_eq!(cfg.byzantine.len(), 1);
+            let sim = Simulation::new(algo, cfg).expect("builds");
+            let stats = sim.run().unwrap_or_else(|v| panic!("{b:?}: {v}"));
+            assert!(stats.ops_ok > 50, "{b:?}, seed {seed}: {stats}");
+            told = stats.byzantine.get(b.name()).is_some_and(|&n| n > 0);
+            if told {
+                break;
+            }
+        }
+        assert!(told || b == Behaviour::WrongNewView || b == Behaviour::Replay, "{b:?} never happened");
     }
     let _ = (Instant::ZERO, NodeId(1));
 }

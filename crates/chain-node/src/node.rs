@@ -33,6 +33,10 @@ const MAX_IN_FLIGHT_PER_PEER: usize = 16;
 const BLOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages queued for one peer before it counts as too slow (and messages are dropped).
 const PEER_QUEUE: usize = 1_024;
+/// Two connections between the same nodes opened within this are a dial race.
+const DIAL_RACE: Duration = Duration::from_secs(5);
+/// Block hashes remembered per peer as known to it, or as missing from it.
+const MAX_REMEMBERED: usize = 50_000;
 /// Addresses remembered.
 const MAX_ADDRS: usize = 1_000;
 /// A new block template at least this often (new transactions, a later time).
@@ -171,6 +175,10 @@ struct Peer {
     listen: Option<SocketAddr>,
     height: u64,
     in_flight: HashSet<BlockHash>,
+    /// Blocks the peer announced or sent the header of: it has them.
+    known: HashSet<BlockHash>,
+    /// Blocks the peer answered `notfound` for: not asked again until it announces them.
+    missing: HashSet<BlockHash>,
     conduct: Conduct,
     connected_at: StdInstant,
 }
@@ -436,13 +444,17 @@ impl Node {
             return refuse("banned");
         }
         // Two nodes that dial each other at once keep the same one connection: the one
-        // dialled by the node with the smaller key (both ends decide alike).
+        // dialled by the node with the smaller key (both ends decide alike). A peer never
+        // dials a node it is connected to, so a new connection from a key connected for
+        // a while means the peer lost the old one (it restarted, say): the new one wins
+        // rather than waiting for the old one's idle timeout.
         let preferred = |we_dialed: bool| if we_dialed { self.key < key } else { key < self.key };
         if let Some((&old, existing)) = self.peers.iter().find(|(_, p)| p.key == key) {
-            if preferred(existing.dialed.is_some()) || !preferred(dialed.is_some()) {
+            let racing = existing.connected_at.elapsed() < DIAL_RACE;
+            if racing && (preferred(existing.dialed.is_some()) || !preferred(dialed.is_some())) {
                 return refuse("already connected");
             }
-            self.disconnect(old, false, "replaced by the preferred connection");
+            self.disconnect(old, false, "replaced by a newer connection");
         }
         let inbound = self.peers.values().filter(|p| p.dialed.is_none()).count();
         if dialed.is_none() && inbound >= self.config.max_inbound {
@@ -465,6 +477,8 @@ impl Node {
                 listen: None,
                 height: 0,
                 in_flight: HashSet::new(),
+                known: HashSet::new(),
+                missing: HashSet::new(),
                 conduct: Conduct::new(now),
                 connected_at: now,
             },
@@ -606,6 +620,7 @@ impl Node {
             return Ok(());
         }
         let ready = p.ready();
+        tracing::trace!(peer, message = msg.name(), "received");
         match msg {
             Message::Version(v) if !ready => self.on_version(peer, v),
             Message::Version(_) => self.misbehave(peer, 10, "a second version message"),
@@ -637,6 +652,11 @@ impl Node {
                         self.in_flight.remove(&h);
                         if let Some(p) = self.peers.get_mut(&peer) {
                             p.in_flight.remove(&h);
+                            p.known.remove(&h);
+                            if p.missing.len() >= MAX_REMEMBERED {
+                                p.missing.clear();
+                            }
+                            p.missing.insert(h);
                         }
                     }
                 }
@@ -698,6 +718,7 @@ impl Node {
         for item in items {
             match item {
                 Inventory::Block(h) => {
+                    self.peer_has(peer, h);
                     if self.chain.entry(&h).is_none() {
                         self.announced.entry(h).or_insert_with(StdInstant::now);
                         self.ask_headers(peer, h);
@@ -758,6 +779,7 @@ impl Node {
         let mut last = None;
         for header in headers {
             let hash = header.hash();
+            self.peer_has(peer, hash);
             match self.chain.accept_header(now, header) {
                 Ok(Accepted::New | Accepted::Duplicate) => last = Some(hash),
                 Ok(Accepted::Orphan { .. }) => {
@@ -854,7 +876,7 @@ impl Node {
     /// Requests wanted blocks from ready peers, up to a window per peer, spreading them
     /// over the peers that have them.
     fn schedule_downloads(&mut self) {
-        self.wanted.retain(|h| self.chain.entry(h).is_some_and(|e| e.status == Status::Header));
+        self.prune_wanted();
         if self.wanted.is_empty() {
             return;
         }
@@ -871,9 +893,15 @@ impl Node {
                 continue;
             }
             let height = self.chain.entry(&hash).map_or(0, |e| e.height);
-            let pick = (0..ids.len()).map(|k| ids[(turn + k) % ids.len()]).find(|id| {
-                let p = &self.peers[id];
-                p.in_flight.len() < MAX_IN_FLIGHT_PER_PEER && p.height >= height
+            // A peer that announced the block first; else one whose chain is as long
+            // and that has not said it lacks the block.
+            let free = |id: &u64| self.peers[id].in_flight.len() < MAX_IN_FLIGHT_PER_PEER;
+            let rotation = (0..ids.len()).map(|k| ids[(turn + k) % ids.len()]);
+            let pick = rotation.clone().find(|id| free(id) && self.peers[id].known.contains(&hash)).or_else(|| {
+                rotation.clone().find(|id| {
+                    let p = &self.peers[id];
+                    free(id) && p.height >= height && !p.missing.contains(&hash)
+                })
             });
             let Some(id) = pick else { continue };
             turn = turn.wrapping_add(1);
@@ -886,6 +914,22 @@ impl Node {
         for (id, items) in requests {
             self.send(id, &Message::GetData(items));
         }
+    }
+
+    /// Notes that `peer` has block `hash` (it announced it or sent its header).
+    fn peer_has(&mut self, peer: u64, hash: BlockHash) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.missing.remove(&hash);
+            if p.known.len() >= MAX_REMEMBERED {
+                p.known.clear();
+            }
+            p.known.insert(hash);
+        }
+    }
+
+    /// Forgets wanted blocks that arrived (or were found invalid) meanwhile.
+    fn prune_wanted(&mut self) {
+        self.wanted.retain(|h| self.chain.entry(h).is_some_and(|e| e.status == Status::Header));
     }
 
     /// Writes an input's outputs in one batch, then acts on them.
@@ -959,7 +1003,10 @@ impl Node {
     fn on_mined(&mut self, block: Block) -> Result<(), Error> {
         let hash = block.hash();
         if block.header.prev != self.chain.tip().hash {
-            return Ok(()); // solved a stale template
+            // A stale template (the tip moved meanwhile): the threads that found it wait
+            // for a job, so give them one now.
+            self.new_template();
+            return Ok(());
         }
         match self.chain.accept_block(wall_now(), block) {
             Ok(_) => {
@@ -1036,6 +1083,7 @@ impl Node {
     }
 
     fn update_gauges(&mut self) {
+        self.prune_wanted();
         let tip = self.chain.tip();
         let work =
             tip.chain_work.0.iter().rev().fold(0.0f64, |acc, limb| acc * 18_446_744_073_709_551_616.0 + *limb as f64);

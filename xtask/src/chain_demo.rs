@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
-use crate::cluster::{Cli, Teardown, build_bins, target_dir};
+use crate::cluster::{Cli, Teardown, build_bins, built_bins, target_dir};
 
 const BASE_PORT: u16 = 7400;
 const NODES: u16 = 5;
@@ -69,10 +69,14 @@ fn reorgs(node: u16) -> f64 {
         .unwrap_or(0.0)
 }
 
-pub fn demo() -> Result<()> {
+pub fn demo(no_build: bool) -> Result<()> {
     let started = Instant::now();
-    step("building the binaries (the first build compiles RocksDB: 15-20 minutes on two cores)");
-    let bin_dir = build_bins()?;
+    let bin_dir = if no_build {
+        built_bins()?
+    } else {
+        step("building the binaries (the first build compiles RocksDB: 15-20 minutes on two cores)");
+        build_bins()?
+    };
     let dir = target_dir()?.join("ballot-demo").join("chain");
     let cli = Cli::new(&bin_dir);
     let mut teardown = Teardown::new(&cli.binary);

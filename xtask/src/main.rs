@@ -62,6 +62,10 @@ enum Cmd {
         /// The Proof-of-Work network demo.
         #[arg(long)]
         chain: bool,
+        /// With --chain: use the binaries already built (`cargo build -p ballot-chaind -p
+        /// ballot`) instead of building the workspace.
+        #[arg(long, requires = "chain")]
+        no_build: bool,
     },
     /// Local clusters in the background: `cargo xtask cluster up --service kv --nodes 3`.
     Cluster {
@@ -231,8 +235,8 @@ fn run_command() -> Result<()> {
         Cmd::Fresh { keep, no_demo } => fresh::fresh(&fresh::Options { keep, no_demo }),
         Cmd::ProbeLibclang => prereqs::probe_libclang(),
         Cmd::Boundary => step("dependency boundary", boundary),
-        Cmd::Demo { chain: false } => demo::demo(),
-        Cmd::Demo { chain: true } => chain_demo::demo(),
+        Cmd::Demo { chain: false, .. } => demo::demo(),
+        Cmd::Demo { chain: true, no_build } => chain_demo::demo(no_build),
         Cmd::Cluster { action, service, nodes, consensus, base_port } => {
             // Only `up` may need fresh binaries; stopping or inspecting a cluster uses
             // the ones it runs.

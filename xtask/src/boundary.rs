@@ -14,6 +14,7 @@ pub const GUARDED: &[&str] = &[
     "ballot-wire",
     "ballot-raft",
     "ballot-paxos",
+    "ballot-pbft",
     "ballot-replica",
     "ballot-client-proto",
     "ballot-ledger",

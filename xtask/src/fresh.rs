@@ -54,6 +54,11 @@ pub fn fresh(opts: &Options) -> Result<()> {
     }
     eprintln!("==> copying the base root to {}", root.display());
     sh(&format!("cp -a {} {}", base.display(), root.display()))?;
+    // The standard /etc/hosts of an installed Debian (debootstrap writes none).
+    let hosts = root.join("etc/hosts");
+    if !std::fs::read_to_string(&hosts).is_ok_and(|h| h.contains("localhost")) {
+        std::fs::write(&hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")?;
+    }
     // The network's trust, not a prerequisite of the project: certificates added
     // locally on the host (a TLS-inspecting proxy's, where there is one) for crates.io.
     sh(&format!(
@@ -152,7 +157,7 @@ fn debootstrap(base: &Path) -> Result<()> {
         "debootstrap --variant=minbase --include={BASE_PACKAGES} {SUITE} {} http://deb.debian.org/debian",
         partial.display()
     ))?;
-    // A user for the unprivileged run, and name resolution for apt and crates.io.
+    // A user for the unprivileged run, and the host's resolver for apt and crates.io.
     sh(&format!("chroot {} useradd --create-home --uid 1000 --shell /bin/sh ballot", partial.display()))?;
     sh(&format!("cp /etc/resolv.conf {}/etc/resolv.conf", partial.display()))?;
     std::fs::rename(&partial, base)?;

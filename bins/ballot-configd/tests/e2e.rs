@@ -5,15 +5,13 @@ use std::time::Duration;
 
 use ballot_client::ConfigClient;
 use ballot_core::{NodeId, Role};
-use ballot_localcluster::{Cluster, ClusterSpec, Service};
+use ballot_localcluster::{Cluster, ClusterSpec, Consensus, Service};
 use ballot_wire::ClientError;
 
-const CONSENSUS: [&str; 2] = ["raft", "multipaxos"];
-
-fn start(name: &str, consensus: &str) -> Cluster {
+fn start(name: &str, consensus: Consensus) -> Cluster {
     let dir = ballot_localcluster::test_dir(env!("CARGO_TARGET_TMPDIR"), &format!("{name}-{consensus}")).unwrap();
     let mut spec = ClusterSpec::new(Service::Config, 3, dir, env!("CARGO_BIN_EXE_ballot-configd"));
-    spec.consensus = consensus.into();
+    spec.consensus = consensus;
     spec.election_timeout_ms = 500;
     let mut cluster = Cluster::start(spec).unwrap();
     cluster.wait_ready(Duration::from_secs(30)).unwrap();
@@ -41,7 +39,7 @@ async fn leader(cfg: &ConfigClient) -> NodeId {
 #[test]
 fn watch_survives_leader_failover_without_gap_or_duplicate() {
     let _serial = ballot_localcluster::serial();
-    for consensus in CONSENSUS {
+    for consensus in Consensus::ALL {
         let mut cluster = start("watch-failover", consensus);
         runtime().block_on(async {
             let cfg = ConfigClient::connect(cluster.spec().client_config().unwrap()).await.unwrap();
@@ -118,7 +116,7 @@ fn watch_survives_leader_failover_without_gap_or_duplicate() {
 #[test]
 fn watch_from_a_compacted_revision_gets_a_clear_error() {
     let _serial = ballot_localcluster::serial();
-    let cluster = start("watch-compacted", "raft");
+    let cluster = start("watch-compacted", Consensus::Raft);
     runtime().block_on(async {
         let cfg = ConfigClient::connect(cluster.spec().client_config().unwrap()).await.unwrap();
         for i in 0..10 {

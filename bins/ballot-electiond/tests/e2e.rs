@@ -8,15 +8,14 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ballot_client::{ClientConfig, ElectionClient};
-use ballot_localcluster::{Cluster, ClusterSpec, Service};
+use ballot_localcluster::{Cluster, ClusterSpec, Consensus, Service};
 
-const CONSENSUS: [&str; 2] = ["raft", "multipaxos"];
 const TTL: Duration = Duration::from_secs(2);
 
-fn start(name: &str, consensus: &str) -> Cluster {
+fn start(name: &str, consensus: Consensus) -> Cluster {
     let dir = ballot_localcluster::test_dir(env!("CARGO_TARGET_TMPDIR"), &format!("{name}-{consensus}")).unwrap();
     let mut spec = ClusterSpec::new(Service::Election, 3, dir, env!("CARGO_BIN_EXE_ballot-electiond"));
-    spec.consensus = consensus.into();
+    spec.consensus = consensus;
     spec.election_timeout_ms = 500;
     let mut cluster = Cluster::start(spec).unwrap();
     cluster.wait_ready(Duration::from_secs(30)).unwrap();
@@ -71,7 +70,7 @@ fn campaigner() {
 #[test]
 fn killing_the_leaders_client_elects_the_next_candidate_after_the_ttl() {
     let _serial = ballot_localcluster::serial();
-    for consensus in CONSENSUS {
+    for consensus in Consensus::ALL {
         let cluster = start("campaign", consensus);
         let (mut a, a_elected) = spawn_campaigner(&cluster, "alpha");
         let line = a_elected.recv_timeout(Duration::from_secs(20)).expect("the first candidate is elected");
@@ -108,7 +107,7 @@ fn killing_the_leaders_client_elects_the_next_candidate_after_the_ttl() {
 #[test]
 fn observe_sees_every_leadership_with_increasing_tokens() {
     let _serial = ballot_localcluster::serial();
-    let cluster = start("observe", "raft");
+    let cluster = start("observe", Consensus::Raft);
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let election = ElectionClient::connect(cluster.spec().client_config().unwrap()).await.unwrap();
         let mut observer = election.observe("locks").await.unwrap();

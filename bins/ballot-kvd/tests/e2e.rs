@@ -9,19 +9,18 @@ use std::time::{Duration, Instant};
 use ballot_client::{Error, KvClient};
 use ballot_core::NodeId;
 use ballot_core::service::Consistency;
-use ballot_localcluster::{Cluster, ClusterSpec, Service};
+use ballot_localcluster::{Cluster, ClusterSpec, Consensus, Service};
 use ballot_wire::ClientError;
 use bytes::Bytes;
 use tokio::sync::Mutex;
 
-const CONSENSUS: [&str; 2] = ["raft", "multipaxos"];
 /// Minimum election timeout used by these clusters (the maximum is twice this).
 const ELECTION_MS: u64 = 500;
 
-fn spec(name: &str, consensus: &str, nodes: usize) -> ClusterSpec {
+fn spec(name: &str, consensus: Consensus, nodes: usize) -> ClusterSpec {
     let dir = ballot_localcluster::test_dir(env!("CARGO_TARGET_TMPDIR"), &format!("{name}-{consensus}")).unwrap();
     let mut spec = ClusterSpec::new(Service::Kv, nodes, dir, env!("CARGO_BIN_EXE_ballot-kvd"));
-    spec.consensus = consensus.into();
+    spec.consensus = consensus;
     spec.election_timeout_ms = ELECTION_MS;
     spec.heartbeat_ms = 50;
     spec
@@ -60,7 +59,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn leader_sigkill_under_concurrent_writes() {
     let _serial = ballot_localcluster::serial();
-    for consensus in CONSENSUS {
+    for consensus in Consensus::ALL {
         let mut cluster = start(spec("sigkill", consensus, 3));
         runtime().block_on(async {
             let kv = client(&cluster).await;
@@ -149,7 +148,7 @@ fn leader_sigkill_under_concurrent_writes() {
 #[test]
 fn full_cluster_restart_recovers_everything() {
     let _serial = ballot_localcluster::serial();
-    for consensus in CONSENSUS {
+    for consensus in Consensus::ALL {
         let mut s = spec("restart", consensus, 3);
         s.extra_args = vec!["--snapshot-every".into(), "40".into()];
         let mut cluster = start(s);
@@ -185,7 +184,7 @@ fn full_cluster_restart_recovers_everything() {
 #[test]
 fn minority_refuses_writes_majority_continues() {
     let _serial = ballot_localcluster::serial();
-    for consensus in CONSENSUS {
+    for consensus in Consensus::ALL {
         let mut cluster = start(spec("minority", consensus, 5));
         runtime().block_on(async {
             let kv = client(&cluster).await;
@@ -247,7 +246,7 @@ fn minority_refuses_writes_majority_continues() {
 #[test]
 fn bad_input_gets_clear_errors() {
     let _serial = ballot_localcluster::serial();
-    let cluster = start(spec("badinput", "raft", 3));
+    let cluster = start(spec("badinput", Consensus::Raft, 3));
     runtime().block_on(async {
         let kv = client(&cluster).await;
         let err = kv.put("big", vec![0u8; 2 * 1024 * 1024]).await.unwrap_err();
@@ -286,7 +285,7 @@ fn bad_input_gets_clear_errors() {
 #[test]
 fn a_write_lost_in_flight_is_outcome_unknown() {
     let _serial = ballot_localcluster::serial();
-    for consensus in CONSENSUS {
+    for consensus in Consensus::ALL {
         let mut cluster = start(spec("unknown", consensus, 3));
         runtime().block_on(async {
             let mut config = cluster.spec().client_config().unwrap();

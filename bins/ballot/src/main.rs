@@ -121,8 +121,8 @@ enum ClusterCmd {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
         nodes: u64,
         /// raft or multipaxos.
-        #[arg(long, default_value = "raft")]
-        consensus: String,
+        #[arg(long, default_value = "raft", value_parser = |s: &str| s.parse::<ballot_core::Consensus>())]
+        consensus: ballot_core::Consensus,
         /// Node i listens on 127.0.0.1:BASE+i and serves metrics on BASE+100+i.
         #[arg(long, default_value_t = 7000)]
         base_port: u16,
@@ -394,9 +394,6 @@ fn cluster(cmd: ClusterCmd, out: &Output) -> Result<()> {
     match cmd {
         ClusterCmd::Up { service, nodes, consensus, base_port, dir, bin_dir, election_timeout_ms, heartbeat_ms } => {
             let service = Service::parse(&service).map_err(anyhow::Error::msg)?;
-            if !["raft", "multipaxos"].contains(&consensus.as_str()) {
-                bail!("unknown consensus {consensus:?}: use raft or multipaxos");
-            }
             let bin_dir = match bin_dir {
                 Some(d) => d,
                 None => std::env::current_exe()?.parent().context("locating this binary's directory")?.to_owned(),
@@ -454,7 +451,7 @@ fn cluster(cmd: ClusterCmd, out: &Output) -> Result<()> {
         }
         ClusterCmd::Kill { id, dir } => {
             let spec = detached::load(&dir)?;
-            if !detached::signal_node(&spec, id, "KILL") {
+            if !detached::signal_node(&spec, id, ballot_localcluster::Signal::KILL) {
                 bail!("node {id} is not running");
             }
             out.message(&format!("killed {id}"), serde_json::json!({ "killed": id.get() }));

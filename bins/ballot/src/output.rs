@@ -244,7 +244,7 @@ impl Output {
                     s.status.term.to_string(),
                     s.status.commit_index.to_string(),
                     s.applied_index.to_string(),
-                    s.consensus.clone(),
+                    s.consensus.to_string(),
                 ],
                 Err(e) => vec![
                     endpoint.clone(),

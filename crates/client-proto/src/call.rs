@@ -284,7 +284,14 @@ impl<A: Clone + Eq + Hash + std::fmt::Debug> Call<A> {
                     self.maybe_applied = true;
                 }
                 if !error.is_retryable() {
-                    self.state = State::Finished(Err(CallError::Server(error)));
+                    // An earlier attempt may still have taken effect: this answer does not
+                    // settle it.
+                    let end = if self.maybe_applied {
+                        CallError::OutcomeUnknown { last: error.to_string() }
+                    } else {
+                        CallError::Server(error)
+                    };
+                    self.state = State::Finished(Err(end));
                     return;
                 }
                 let move_on = matches!(error, ClientError::Unavailable(_) | ClientError::LeaderChanged);

@@ -12,6 +12,9 @@
 //!   ([`Call::on_answer`], [`Call::on_lost`], [`Call::on_unsent`], and the connection
 //!   events of [`Endpoints`]). Every input carries `now`.
 //! - [`SessionPool`] hands out the exactly-once sessions calls are made in.
+//! - [`QuorumCall`] is a request under a Byzantine protocol's rule
+//!   ([`ClientRule::Matching`](ballot_core::ClientRule::Matching)): sent to every
+//!   replica, settled by f+1 (writes) or 2f+1 (reads) matching replies.
 //!
 //! ```
 //! use std::time::Duration;
@@ -42,8 +45,10 @@
 
 mod call;
 mod endpoints;
+mod quorum;
 mod sessions;
 
 pub use call::{Answer, Call, CallError, Policy, Step};
 pub use endpoints::{Endpoints, Link};
+pub use quorum::{QuorumCall, Vote};
 pub use sessions::SessionPool;

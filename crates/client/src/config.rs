@@ -1,6 +1,6 @@
 //! The configuration service's client, with watches that survive failover.
 
-use ballot_config::{ConfigEntry, ConfigEvent, ConfigRequest, ConfigResponse, ConfigService};
+use ballot_config::{ConfigEntry, ConfigEvent, ConfigRequest, ConfigResponse, ConfigService, WatchCursor};
 use ballot_core::service::{Consistency, Header};
 use bytes::Bytes;
 
@@ -121,10 +121,7 @@ impl ConfigClient {
         };
         let mut watch = ConfigWatch {
             client: self.client.clone(),
-            namespace: namespace.into(),
-            key_or_prefix: key_or_prefix.into(),
-            prefix,
-            next_revision: start,
+            cursor: WatchCursor::new(namespace, key_or_prefix, prefix, start),
             stream: None,
             reconnects: 0,
         };
@@ -136,30 +133,21 @@ impl ConfigClient {
 /// A resumable watch of the configuration service; see [`ConfigClient::watch`].
 pub struct ConfigWatch {
     client: Client<ConfigService>,
-    namespace: String,
-    key_or_prefix: String,
-    prefix: bool,
-    next_revision: u64,
+    cursor: WatchCursor,
     stream: Option<WatchStream<ConfigService>>,
     reconnects: u64,
 }
 
 impl ConfigWatch {
     async fn reconnect(&mut self) -> Result<(), Error> {
-        let request = ConfigRequest::Watch {
-            namespace: self.namespace.clone(),
-            key_or_prefix: self.key_or_prefix.clone(),
-            prefix: self.prefix,
-            start_revision: self.next_revision,
-        };
-        self.stream = Some(self.client.watch(request).await?);
+        self.stream = Some(self.client.watch(self.cursor.request()).await?);
         Ok(())
     }
 
     /// The revision the next event will have at least.
     #[must_use]
     pub fn next_revision(&self) -> u64 {
-        self.next_revision
+        self.cursor.next_revision()
     }
 
     /// The node the watch is connected to, if it is.
@@ -189,11 +177,10 @@ impl ConfigWatch {
             let stream = self.stream.as_mut().expect("connected above");
             match stream.next().await {
                 Ok(Some(event)) => {
-                    if event.revision < self.next_revision {
-                        continue; // Already delivered before a reconnect.
+                    // A replay after a reconnect may repeat what was delivered.
+                    if self.cursor.accept(&event) {
+                        return Ok(event);
                     }
-                    self.next_revision = event.revision + 1;
-                    return Ok(event);
                 }
                 Ok(None) => self.stream = None,
                 Err(Error::Server(e)) if !e.is_retryable() => return Err(Error::Server(e)),

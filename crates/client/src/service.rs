@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ballot_client_proto::{Answer, Call, CallError, Endpoints, Policy, SessionPool, Step};
 use ballot_core::service::{Consistency, Route, StateMachine};
-use ballot_quic::{ClientConnector, ClientOptions, ClientSession, ResponseStream, TlsConfig};
+use ballot_quic::{ClientConnector, ClientOptions, NodeConnection, ResponseStream, TlsConfig};
 use ballot_wire::{ClientError, ClientReply, ClientRequest, Codec, NodeStatus, Request, Response};
 use tokio::sync::watch;
 
@@ -78,7 +78,7 @@ struct Inner {
     origin: tokio::time::Instant,
     /// The nodes, the state of the connection to each, the last known leader.
     endpoints: Mutex<Endpoints<SocketAddr>>,
-    connections: Mutex<HashMap<SocketAddr, ClientSession>>,
+    connections: Mutex<HashMap<SocketAddr, NodeConnection>>,
     /// Bumped on every connection event, to wake calls waiting for one.
     connection_events: watch::Sender<u64>,
     sessions: Mutex<SessionPool>,
@@ -402,7 +402,7 @@ impl<S: StateMachine> Client<S> {
         }
     }
 
-    fn connection(&self, addr: SocketAddr) -> Option<ClientSession> {
+    fn connection(&self, addr: SocketAddr) -> Option<NodeConnection> {
         lock(&self.inner.connections).get(&addr).cloned()
     }
 

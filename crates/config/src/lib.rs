@@ -50,6 +50,7 @@
 //! [`Rejection::Compacted`]: ballot_core::service::Rejection::Compacted
 
 mod api;
+mod cursor;
 mod history;
 mod service;
 
@@ -57,6 +58,7 @@ pub use api::{
     ConfigEntry, ConfigEvent, ConfigRequest, ConfigResponse, EventKind, MAX_KEY_SIZE, MAX_LIST_LIMIT,
     MAX_NAMESPACE_SIZE, MAX_VALUE_SIZE,
 };
+pub use cursor::WatchCursor;
 pub use history::{DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_EVENTS, HistoryLimit};
 pub use service::ConfigService;
 

@@ -21,6 +21,7 @@
 //! # Ok::<(), ballot_core::StorageError>(())
 //! ```
 
+mod consensus;
 mod id;
 mod membership;
 mod outbox;
@@ -34,6 +35,7 @@ mod transport;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use consensus::{Consensus, ConsensusSettings, UnknownConsensus};
 pub use id::{NodeId, ParseNodeIdError, PersistId, ProposalId, ReadId};
 pub use membership::{Membership, Quorum};
 pub use outbox::{Outbox, Queue};

@@ -100,11 +100,14 @@ pub trait Protocol {
     /// have fallen behind the compacted log.
     fn compact(&mut self, now: Instant, index: u64, data: Bytes);
 
-    /// The service's state after applying everything up to `index` has digest `digest`:
-    /// the host's answer to [`Apply::Checkpoint`]. Protocols that never ask (Raft,
+    /// The service's state after applying everything up to `index` is `state` (the
+    /// bytes [`compact`](Self::compact) would receive at `index`), whose SHA-256 is
+    /// `digest`: the host's answer to [`Apply::Checkpoint`]. A protocol that transfers
+    /// state between replicas (PBFT) keeps `state` to send it to a lagging replica, which
+    /// checks it against a digest certified by a quorum. Protocols that never ask (Raft,
     /// Multi-Paxos) ignore it.
-    fn checkpoint(&mut self, now: Instant, index: u64, digest: [u8; 32]) {
-        let _ = (now, index, digest);
+    fn checkpoint(&mut self, now: Instant, index: u64, digest: [u8; 32], state: Bytes) {
+        let _ = (now, index, digest, state);
     }
 
     /// What a client needs before it accepts an answer from this cluster.

@@ -5,7 +5,7 @@
 //! Everything here is deterministic: every replica applies the same commands in the same
 //! order and reaches the same state, including the session table.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -25,7 +25,8 @@ pub enum Route {
     /// [`StateMachine::watch_matches`].
     Watch,
     /// Leader-local, not logged (lease keep-alives): [`StateMachine::leader_request`] on the
-    /// leader; other replicas answer "not leader".
+    /// leader once a read barrier confirmed its leadership after the request arrived (so
+    /// a deposed leader cannot answer); other replicas answer "not leader".
     Leader,
 }
 
@@ -189,7 +190,9 @@ pub struct Command<R> {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SessionTable<R> {
     capacity: usize,
-    last: HashMap<u64, (u64, u64, R)>,
+    // Ordered maps: replicas with the same table encode it to the same bytes (snapshot
+    // digests, PBFT checkpoints).
+    last: BTreeMap<u64, (u64, u64, R)>,
     by_index: BTreeMap<u64, u64>,
 }
 
@@ -208,7 +211,7 @@ impl<R: Clone> SessionTable<R> {
     /// A table tracking at most `capacity` clients.
     #[must_use]
     pub fn new(capacity: usize) -> Self {
-        SessionTable { capacity: capacity.max(1), last: HashMap::new(), by_index: BTreeMap::new() }
+        SessionTable { capacity: capacity.max(1), last: BTreeMap::new(), by_index: BTreeMap::new() }
     }
 
     /// Classifies a write of `session`.

@@ -12,7 +12,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use ballot_core::Consensus;
 use ballot_core::NodeId;
+pub use rustix::process::Signal;
+
+/// Sends `signal` to process `pid` (directly: minimal systems have no `kill` binary).
+/// Returns whether the process existed.
+pub fn send_signal(pid: u32, signal: Signal) -> bool {
+    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else { return false };
+    rustix::process::kill_process(pid, signal).is_ok()
+}
 
 /// The service a cluster runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,8 +81,8 @@ pub struct ClusterSpec {
     pub service: Service,
     /// How many nodes (ids 1..=nodes).
     pub nodes: usize,
-    /// `raft` or `multipaxos`.
-    pub consensus: String,
+    /// The consensus algorithm the nodes run.
+    pub consensus: Consensus,
     /// Node `i` listens on UDP `base_port + i` and serves HTTP on `base_port + 100 + i`.
     pub base_port: u16,
     /// Holds `certs/`, `n<i>/` data directories and `n<i>.log` files.
@@ -95,7 +104,7 @@ impl ClusterSpec {
         ClusterSpec {
             service,
             nodes,
-            consensus: "raft".into(),
+            consensus: Consensus::Raft,
             base_port: free_port_base(nodes),
             dir: dir.into(),
             binary: binary.into(),
@@ -211,7 +220,7 @@ impl ClusterSpec {
             .arg("--cert-dir")
             .arg(self.cert_dir())
             .arg("--consensus")
-            .arg(&self.consensus)
+            .arg(self.consensus.name())
             .arg("--election-timeout-ms")
             .arg(self.election_timeout_ms.to_string())
             .arg("--heartbeat-ms")
@@ -354,17 +363,17 @@ impl Cluster {
 
     /// Freezes node `id` with SIGSTOP: its connections stay open but it answers nothing.
     pub fn pause(&mut self, id: NodeId) {
-        self.signal(id, "STOP");
+        self.signal(id, Signal::STOP);
     }
 
     /// Thaws a node frozen by [`pause`](Self::pause) with SIGCONT.
     pub fn resume(&mut self, id: NodeId) {
-        self.signal(id, "CONT");
+        self.signal(id, Signal::CONT);
     }
 
-    fn signal(&mut self, id: NodeId, signal: &str) {
+    fn signal(&mut self, id: NodeId, signal: Signal) {
         if let Some(child) = self.slot(id).as_ref() {
-            let _ = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
+            send_signal(child.id(), signal);
         }
     }
 
@@ -372,7 +381,7 @@ impl Cluster {
     /// Returns whether it exited by itself.
     pub fn stop(&mut self, id: NodeId, timeout: Duration) -> bool {
         let Some(mut child) = self.slot(id).take() else { return true };
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        send_signal(child.id(), Signal::TERM);
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
@@ -496,7 +505,7 @@ pub mod detached {
 
     use ballot_core::NodeId;
 
-    use super::{ClusterSpec, Service, http_get};
+    use super::{ClusterSpec, Service, Signal, http_get};
 
     const LAYOUT: &str = "cluster.txt";
 
@@ -551,7 +560,7 @@ pub mod detached {
         }
         if let Err(e) = wait_serving(spec, Duration::from_secs(30)) {
             for id in spec.ids() {
-                signal_node(spec, id, "KILL");
+                signal_node(spec, id, Signal::KILL);
                 let _ = fs::remove_file(pid_file(spec, id));
             }
             return Err(e);
@@ -610,19 +619,20 @@ pub mod detached {
         Ok(child.id())
     }
 
-    /// Kills one node with `signal` (`KILL` or `TERM`) and waits up to 10 s for it to go.
-    pub fn signal_node(spec: &ClusterSpec, id: NodeId, signal: &str) -> bool {
+    /// Stops one node with `signal` (`Signal::KILL` or `Signal::TERM`) and waits up to
+    /// 10 s for it to go (then kills it). Returns whether it was running.
+    pub fn signal_node(spec: &ClusterSpec, id: NodeId, signal: Signal) -> bool {
         let Some(pid) = read_pid(spec, id) else { return false };
         if !alive(pid) {
             return false;
         }
-        let _ = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+        super::send_signal(pid, signal);
         let deadline = Instant::now() + Duration::from_secs(10);
         while alive(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         if alive(pid) {
-            let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            super::send_signal(pid, Signal::KILL);
         }
         true
     }
@@ -635,7 +645,7 @@ pub mod detached {
         let spec = load(dir)?;
         let mut stopped = 0;
         for id in spec.ids() {
-            if signal_node(&spec, id, "TERM") {
+            if signal_node(&spec, id, Signal::TERM) {
                 stopped += 1;
             }
             let _ = fs::remove_file(pid_file(&spec, id));
@@ -717,7 +727,7 @@ pub mod detached {
         let service = Service::parse(&field("service")?).map_err(|_| bad("service"))?;
         let mut spec =
             ClusterSpec::new(service, field("nodes")?.parse().map_err(|_| bad("nodes"))?, dir, field("binary")?);
-        spec.consensus = field("consensus")?;
+        spec.consensus = field("consensus")?.parse().map_err(|_| bad("consensus"))?;
         spec.base_port = field("base_port")?.parse().map_err(|_| bad("base_port"))?;
         spec.election_timeout_ms = field("election_timeout_ms")?.parse().map_err(|_| bad("election_timeout_ms"))?;
         spec.heartbeat_ms = field("heartbeat_ms")?.parse().map_err(|_| bad("heartbeat_ms"))?;

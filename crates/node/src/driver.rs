@@ -272,6 +272,7 @@ where
                     metrics::counter!(m::SNAPSHOTS).increment(1);
                 }
                 ReplicaOutput::ProposalFailed => metrics::counter!(m::PROPOSALS_FAILED).increment(1),
+                ReplicaOutput::Applied { .. } => {}
             }
         }
         self.finish_opening_watches();

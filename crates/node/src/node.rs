@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ballot_core::service::{Command, Session, StateMachine};
-use ballot_core::{LogStore, NodeId, Protocol, Transport};
+use ballot_core::{Consensus, LogStore, NodeId, Protocol, Transport};
 use ballot_replica::{Replica, ReplicaConfig};
 use ballot_wire::{ClientError, Codec};
 use bytes::Bytes;
@@ -120,8 +120,8 @@ pub struct NodeParts<P: Protocol, S: StateMachine, L> {
     pub transport: Arc<dyn Transport>,
     /// The durable store the protocol was recovered from.
     pub store: L,
-    /// A name for status pages ("raft", "multipaxos").
-    pub consensus: String,
+    /// The algorithm `protocol` is, for status pages.
+    pub consensus: Consensus,
     /// The codec for peer messages and commands (its limit is the largest message).
     pub codec: Codec,
 }

@@ -6,21 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ballot_core::service::{Consistency, Session};
-use ballot_core::{MemNetwork, MemStore, Membership, NodeId, Protocol, Recovered, SeededRng, Transport};
+use ballot_core::{Consensus, MemNetwork, MemStore, Membership, NodeId, Protocol, Recovered, SeededRng, Transport};
 use ballot_kv::{KvRequest, KvResponse, KvStore};
 use ballot_node::{DriverConfig, Node, NodeHandle, NodeParts, ReplicaConfig};
 use ballot_wire::{ClientError, Codec};
 use bytes::Bytes;
 
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Raft,
-    MultiPaxos,
-}
-
 struct Cluster {
     net: MemNetwork,
-    kind: Kind,
+    kind: Consensus,
     nodes: HashMap<NodeId, Node<KvStore>>,
     raft_stores: HashMap<NodeId, MemStore<ballot_raft::Entry, ballot_raft::HardState>>,
     paxos_stores: HashMap<NodeId, MemStore<ballot_paxos::Entry, ballot_paxos::HardState>>,
@@ -31,6 +25,7 @@ fn ids() -> Vec<NodeId> {
 }
 
 fn parts<P: Protocol>(
+    consensus: Consensus,
     id: NodeId,
     protocol: P,
     store: impl ballot_core::LogStore<P::Entry, P::HardState> + 'static,
@@ -50,13 +45,13 @@ fn parts<P: Protocol>(
         service: KvStore::new(),
         transport,
         store,
-        consensus: "test".into(),
+        consensus,
         codec: Codec::default(),
     }
 }
 
 impl Cluster {
-    fn new(kind: Kind) -> Self {
+    fn new(kind: Consensus) -> Self {
         let mut c = Cluster {
             net: MemNetwork::new(4096, 4 * 1024 * 1024),
             kind,
@@ -74,7 +69,7 @@ impl Cluster {
         let membership = Membership::new(ids());
         let rng = SeededRng::new(id.get() * 7919 + 17);
         let node = match self.kind {
-            Kind::Raft => {
+            Consensus::Raft => {
                 let mut store = self.raft_stores.entry(id).or_default().clone();
                 let recovered: Recovered<_, _> = ballot_core::LogStore::recover(&mut store).unwrap();
                 let mut config = ballot_raft::Config::new(id);
@@ -83,9 +78,9 @@ impl Cluster {
                 config.heartbeat_interval = Duration::from_millis(30);
                 let raft =
                     ballot_raft::Raft::new(config, membership, recovered, rng, ballot_core::Instant::ZERO).unwrap();
-                Node::start(parts(id, raft, store, &self.net)).unwrap()
+                Node::start(parts(Consensus::Raft, id, raft, store, &self.net)).unwrap()
             }
-            Kind::MultiPaxos => {
+            Consensus::MultiPaxos => {
                 let mut store = self.paxos_stores.entry(id).or_default().clone();
                 let recovered: Recovered<_, _> = ballot_core::LogStore::recover(&mut store).unwrap();
                 let mut config = ballot_paxos::Config::new(id);
@@ -95,7 +90,7 @@ impl Cluster {
                 let paxos =
                     ballot_paxos::MultiPaxos::new(config, membership, recovered, rng, ballot_core::Instant::ZERO)
                         .unwrap();
-                Node::start(parts(id, paxos, store, &self.net)).unwrap()
+                Node::start(parts(Consensus::MultiPaxos, id, paxos, store, &self.net)).unwrap()
             }
         };
         self.nodes.insert(id, node);
@@ -141,7 +136,7 @@ async fn value(node: &NodeHandle<KvStore>, key: &str, consistency: Consistency) 
     }
 }
 
-async fn writes_reads_and_failover(kind: Kind) {
+async fn writes_reads_and_failover(kind: Consensus) {
     let mut cluster = Cluster::new(kind);
     let leader = cluster.leader().await;
     let lh = cluster.handle(leader);
@@ -212,17 +207,17 @@ async fn writes_reads_and_failover(kind: Kind) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raft_writes_reads_and_failover() {
-    writes_reads_and_failover(Kind::Raft).await;
+    writes_reads_and_failover(Consensus::Raft).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multipaxos_writes_reads_and_failover() {
-    writes_reads_and_failover(Kind::MultiPaxos).await;
+    writes_reads_and_failover(Consensus::MultiPaxos).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_and_invalid_requests_get_clear_errors() {
-    let cluster = Cluster::new(Kind::Raft);
+    let cluster = Cluster::new(Consensus::Raft);
     let leader = cluster.handle(cluster.leader().await);
     let big = KvRequest::Put { key: Bytes::from("k"), value: Bytes::from(vec![0u8; 2 << 20]), prev_kv: false };
     assert!(matches!(leader.request(None, big).await, Err(ClientError::TooLarge { .. })));

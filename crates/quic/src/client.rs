@@ -210,7 +210,7 @@ impl ClientConnector {
     /// certificate (unknown CA)"), [`Error::Refused`] when the node refuses the
     /// client, [`Error::Wire`] for another cluster, [`Error::Timeout`], connection
     /// errors.
-    pub async fn connect(&self, addr: SocketAddr) -> Result<ClientSession, Error> {
+    pub async fn connect(&self, addr: SocketAddr) -> Result<NodeConnection, Error> {
         self.connect_inner(addr, None).await
     }
 
@@ -218,11 +218,11 @@ impl ClientConnector {
     ///
     /// # Errors
     /// As [`connect`](ClientConnector::connect).
-    pub async fn connect_node(&self, addr: SocketAddr, node: NodeId) -> Result<ClientSession, Error> {
+    pub async fn connect_node(&self, addr: SocketAddr, node: NodeId) -> Result<NodeConnection, Error> {
         self.connect_inner(addr, Some(node)).await
     }
 
-    async fn connect_inner(&self, addr: SocketAddr, node: Option<NodeId>) -> Result<ClientSession, Error> {
+    async fn connect_inner(&self, addr: SocketAddr, node: Option<NodeId>) -> Result<NodeConnection, Error> {
         let (config, name) = match node {
             Some(id) => (self.named.clone(), node_dns_name(id)),
             None => (self.any_node.clone(), "node.ballot".to_owned()),
@@ -251,7 +251,7 @@ impl ClientConnector {
                     "the server says it is {server} but its certificate names {certified:?}"
                 )));
             }
-            Ok(ClientSession {
+            Ok(NodeConnection {
                 conn,
                 node: server,
                 encoder: FrameEncoder::new(self.options.max_frame_size).with_version(version),
@@ -273,7 +273,7 @@ impl ClientConnector {
 
 /// An authenticated connection to one node; cheap to clone, usable concurrently.
 #[derive(Clone, Debug)]
-pub struct ClientSession {
+pub struct NodeConnection {
     conn: quinn::Connection,
     node: NodeId,
     encoder: FrameEncoder,
@@ -281,7 +281,7 @@ pub struct ClientSession {
     max_frame_size: usize,
 }
 
-impl ClientSession {
+impl NodeConnection {
     /// The node at the other end (verified against its certificate).
     #[must_use]
     pub fn node_id(&self) -> NodeId {
@@ -308,7 +308,7 @@ impl ClientSession {
     /// Sends `request` and returns the stream of its responses (for watches).
     ///
     /// # Errors
-    /// As [`request`](ClientSession::request).
+    /// As [`request`](NodeConnection::request).
     pub async fn open_stream(&self, request: Bytes) -> Result<ResponseStream, Error> {
         if request.len() > self.max_frame_size {
             return Err(Error::TooLarge { size: request.len(), max: self.max_frame_size });

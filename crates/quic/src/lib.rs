@@ -71,7 +71,7 @@ mod tls;
 mod transport;
 
 pub use certs::{DevCa, DevCertFiles, IssuedCert, generate_dev_certs};
-pub use client::{ClientConnection, ClientConnector, ClientListener, ClientSession, RequestStream, ResponseStream};
+pub use client::{ClientConnection, ClientConnector, ClientListener, NodeConnection, RequestStream, ResponseStream};
 pub use config::{ClientOptions, QuicConfig};
 pub use error::Error;
 pub use metrics::HandshakeFailure;

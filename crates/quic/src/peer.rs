@@ -187,10 +187,20 @@ impl Writer {
         if let Ok(addr) = self.addr.parse::<SocketAddr>() {
             return Ok(addr);
         }
-        let mut addrs = tokio::net::lookup_host(self.addr.as_str())
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(self.addr.as_str())
             .await
-            .map_err(|e| DialError::Unreachable(format!("cannot resolve {:?}: {e}", self.addr)))?;
-        addrs.next().ok_or_else(|| DialError::Unreachable(format!("{:?} resolves to no address", self.addr)))
+            .map_err(|e| DialError::Unreachable(format!("cannot resolve {:?}: {e}", self.addr)))?
+            .collect();
+        // A name such as `localhost` resolves to ::1 first on a stock Debian; an
+        // endpoint bound to an IPv4 address cannot send there. Take an address of the
+        // endpoint's own family when there is one.
+        let ipv4 = self.shared.endpoint.local_addr().map_or(true, |a| a.is_ipv4());
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4() == ipv4)
+            .or(addrs.first())
+            .copied()
+            .ok_or_else(|| DialError::Unreachable(format!("{:?} resolves to no address", self.addr)))
     }
 
     async fn dial(&self) -> Result<Link, DialError> {

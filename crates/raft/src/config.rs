@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ballot_core::NodeId;
+use ballot_core::{ConsensusSettings, NodeId};
 
 use crate::RaftError;
 
@@ -72,6 +72,18 @@ impl Config {
             max_command_size: 1 << 20,
             max_pending_proposals: 10_000,
         }
+    }
+
+    /// The factory every algorithm exports: defaults for replica `id` with the timing
+    /// and size limits a server sets for any algorithm ([`ConsensusSettings`]).
+    #[must_use]
+    pub fn from_settings(id: NodeId, settings: &ConsensusSettings) -> Self {
+        let mut config = Self::new(id);
+        config.election_timeout_min = settings.election_timeout;
+        config.election_timeout_max = settings.election_timeout * 2;
+        config.heartbeat_interval = settings.heartbeat;
+        config.max_command_size = settings.max_command_size;
+        config
     }
 
     /// Checks that the values can work together.

@@ -5,6 +5,17 @@ use ballot_core::{Instant, NodeId, PersistId, Role};
 use crate::progress::Progress;
 use crate::{EntryPayload, Message, Raft};
 
+/// What a round of vote requests is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Campaign {
+    /// A pre-vote: would the voters elect this node at the next term? (No term change.)
+    PreVote,
+    /// A real election at the node's new term.
+    Election,
+    /// An election the old leader asked for (`TimeoutNow`): voters grant it even while
+    /// they still hear from that leader.
+    Transfer,
+}
 impl Raft {
     /// Starts an election: a PreVote round first (unless disabled, or this is a
     /// leadership transfer), then a real one.
@@ -18,7 +29,7 @@ impl Raft {
             self.votes.clear();
             self.self_vote = None;
             self.reset_election_deadline(now);
-            self.request_votes(true, false);
+            self.request_votes(Campaign::PreVote);
             self.tally(now);
         } else {
             self.become_candidate(now, transfer);
@@ -36,11 +47,13 @@ impl Raft {
         self.set_leader(None);
         self.votes.clear();
         self.reset_election_deadline(now);
-        self.request_votes(false, transfer);
+        self.request_votes(if transfer { Campaign::Transfer } else { Campaign::Election });
         self.tally(now);
     }
 
-    fn request_votes(&mut self, pre_vote: bool, transfer: bool) {
+    fn request_votes(&mut self, campaign: Campaign) {
+        let pre_vote = campaign == Campaign::PreVote;
+        let transfer = campaign == Campaign::Transfer;
         let term = if pre_vote { self.term.saturating_add(1) } else { self.term };
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
         for to in self.log.membership().all_voters() {

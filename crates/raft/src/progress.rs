@@ -41,6 +41,8 @@ pub(crate) struct SnapshotSend {
     pub(crate) offset: u64,
     /// When the chunk in flight was sent; `None` when the next one may go.
     pub(crate) sent_at: Option<Instant>,
+    /// Where the chunk in flight ends: the answer that acknowledges it says so.
+    pub(crate) sent_end: u64,
 }
 
 #[derive(Debug)]

@@ -114,11 +114,17 @@ impl Raft {
             self.forget_departed(from);
             return;
         };
-        let stale = match p.state {
-            State::Replicate => index <= p.matched || index >= p.next,
-            State::Probe { .. } => index != p.next - 1,
-            State::Snapshot(_) => true,
-        };
+        // A follower never loses what it acknowledged as durable: a rejection at or below
+        // `matched` is a late copy (or a disk that lied, which resending cannot repair;
+        // answering each such rejection with a probe let duplicated messages multiply
+        // without bound, found by ballot-sim with a follower acknowledging before its
+        // writes were durable).
+        let stale = index <= p.matched
+            || match p.state {
+                State::Replicate => index >= p.next,
+                State::Probe { .. } => index != p.next - 1,
+                State::Snapshot(_) => true,
+            };
         if stale {
             return;
         }

@@ -27,7 +27,7 @@ impl Raft {
     pub(crate) fn start_snapshot(&mut self, i: usize) {
         let Some(snapshot) = self.snapshot.clone() else { return };
         let p = &mut self.peers[i];
-        p.state = State::Snapshot(Box::new(SnapshotSend { snapshot, offset: 0, sent_at: None }));
+        p.state = State::Snapshot(Box::new(SnapshotSend { snapshot, offset: 0, sent_at: None, sent_end: 0 }));
         p.inflights.clear();
         p.inflight_bytes = 0;
         self.send_snapshot_chunk(i);
@@ -53,6 +53,7 @@ impl Raft {
             data: data.slice(start..end),
         };
         s.sent_at = Some(now);
+        s.sent_end = end as u64;
         let to = p.id;
         self.out.push(Output::Send { to, message });
     }
@@ -78,9 +79,16 @@ impl Raft {
         } else if let State::Snapshot(s) = &mut p.state
             && s.snapshot.meta.index == index
         {
+            // Only the answer to the chunk in flight sends the next one at once. Any other
+            // answer (a duplicate, a late one, a follower asking to resume elsewhere) only
+            // moves where the next chunk starts, which goes when nothing is in flight or
+            // at the retransmission: every answer sending a chunk would let duplicated
+            // messages multiply the transfer without bound.
             s.offset = received;
-            s.sent_at = None;
-            self.need_broadcast = true;
+            if s.sent_at.is_none() || received == s.sent_end {
+                s.sent_at = None;
+                self.need_broadcast = true;
+            }
         }
     }
 

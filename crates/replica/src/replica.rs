@@ -10,6 +10,9 @@ use ballot_wire::{ClientError, Codec};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+/// How many service tick writes wait for a busy protocol at most.
+const TICK_BACKLOG_LIMIT: usize = 1_000;
+
 /// Settings of a [`Replica`].
 #[derive(Clone, Debug)]
 pub struct ReplicaConfig {
@@ -23,6 +26,9 @@ pub struct ReplicaConfig {
     pub session_capacity: usize,
     /// The client addresses of the members, for "not leader, try X" answers.
     pub client_addrs: HashMap<NodeId, String>,
+    /// Report every applied item ([`ReplicaOutput::Applied`]), polled right after it
+    /// took effect: the simulator's checkers compare replicas with it.
+    pub report_applied: bool,
 }
 
 impl Default for ReplicaConfig {
@@ -35,6 +41,7 @@ impl Default for ReplicaConfig {
             snapshot_every: 10_000,
             session_capacity: 100_000,
             client_addrs: HashMap::new(),
+            report_applied: false,
         }
     }
 }
@@ -91,6 +98,15 @@ pub enum ReplicaOutput<M, E, H, R, V> {
     Event(Event),
     /// A proposal was refused or lost (for metrics; its request was answered).
     ProposalFailed,
+    /// With [`ReplicaConfig::report_applied`]: `item` was applied. It is polled before
+    /// anything else is applied, so [`Replica::digest`] then is the state right after it.
+    Applied {
+        /// What the protocol handed over.
+        item: Apply,
+        /// Whether the service applied a command (not answered a retry from the session
+        /// table, nor skipped it).
+        fresh: bool,
+    },
     /// The service was snapshotted and the log compacted up to `index`.
     Snapshot {
         /// The last index the snapshot covers.
@@ -169,6 +185,19 @@ pub struct Replica<P: Protocol, S: StateMachine> {
     writes: HashMap<WriteKey, Vec<PendingWrite>>,
     /// Where the writes of each proposal wait.
     proposals: HashMap<ProposalId, WriteKey>,
+    /// Proposals neither applied nor failed yet, and when they were made (ids grow with
+    /// time: the first is the oldest).
+    open_proposals: BTreeMap<ProposalId, Instant>,
+    /// Whether the command applied last was applied fresh by the service.
+    last_fresh: bool,
+    /// Writes the service's tick asked for that the protocol refused as busy: proposed
+    /// first at the next tick, so that a full pipeline delays them by a tick, not by
+    /// the service's own retry period.
+    tick_backlog: VecDeque<Bytes>,
+    /// Writes of the service's tick that are proposed and not yet resolved: asking
+    /// again for one of those (a revoke retried while the log is slow) adds nothing
+    /// but load, so it waits until the first copy is applied or failed.
+    tick_open: HashMap<Bytes, ProposalId>,
     reads: HashMap<ReadId, PendingRead<S::Request>>,
     reads_at: BTreeMap<u64, Vec<PendingRead<S::Request>>>,
     watchers: BTreeMap<WatchId, S::Request>,
@@ -204,6 +233,10 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
             next_id: 0,
             writes: HashMap::new(),
             proposals: HashMap::new(),
+            open_proposals: BTreeMap::new(),
+            last_fresh: false,
+            tick_backlog: VecDeque::new(),
+            tick_open: HashMap::new(),
             reads: HashMap::new(),
             reads_at: BTreeMap::new(),
             watchers: BTreeMap::new(),
@@ -250,6 +283,13 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
             + self.reads_at.values().map(Vec::len).sum::<usize>()
     }
 
+    /// When the oldest proposal still neither applied nor failed was made: a protocol
+    /// must resolve every proposal (the simulator's liveness check).
+    #[must_use]
+    pub fn oldest_open_proposal(&self) -> Option<Instant> {
+        self.open_proposals.first_key_value().map(|(_, at)| *at)
+    }
+
     /// How many watches are open.
     #[must_use]
     pub fn watches(&self) -> usize {
@@ -260,11 +300,7 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
     /// that applied the same log.
     #[must_use]
     pub fn digest(&self) -> [u8; 32] {
-        let data = self.snapshot_bytes().unwrap_or_default();
-        let d = ring::digest::digest(&ring::digest::SHA256, &data);
-        let mut out = [0u8; 32];
-        out.copy_from_slice(d.as_ref());
-        out
+        sha256(&self.snapshot_bytes().unwrap_or_default())
     }
 
     fn input(&mut self, now: Instant) {
@@ -332,6 +368,7 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
                 let proposal = ProposalId(self.next_id());
                 match self.protocol.propose(self.now, proposal, command) {
                     Ok(()) => {
+                        self.open_proposals.insert(proposal, self.now);
                         let key = session.map_or(WriteKey::Proposal(proposal), WriteKey::Session);
                         self.writes.entry(key).or_default().push(PendingWrite { pending, proposal });
                         self.proposals.insert(proposal, key);
@@ -347,7 +384,11 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
                 let response = self.service.query(&request);
                 self.finish(pending, Ok(response));
             }
-            Route::Read(Consistency::Linearizable) => {
+            // A leader-local request (a lease keep-alive) waits for the same barrier as a
+            // linearizable read: answered only once a quorum confirmed this leader after
+            // the request arrived, so that a deposed leader that does not know it yet
+            // cannot extend a lease its successor is about to expire.
+            Route::Read(Consistency::Linearizable) | Route::Leader => {
                 let read = ReadId(self.next_id());
                 match self.protocol.read(self.now, read) {
                     Ok(()) => {
@@ -358,15 +399,6 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
                         self.finish(pending, Err(e));
                     }
                 }
-            }
-            Route::Leader => {
-                let status = self.protocol.status();
-                let result = if status.role == Role::Leader {
-                    Ok(self.service.leader_request(self.now, &request))
-                } else {
-                    Err(self.not_leader(status.leader))
-                };
-                self.finish(pending, result);
             }
             Route::Watch => {
                 self.finish(pending, Err(ClientError::InvalidRequest("this request opens a watch stream".into())));
@@ -508,17 +540,39 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
     }
 
     /// Runs the service's tick and proposes the writes it asks for (without a session:
-    /// nobody waits for their answers).
+    /// nobody waits for their answers). Those the protocol is too busy for wait in
+    /// [`tick_backlog`](Self::tick_backlog) for the next tick (while this node leads).
     fn service_tick(&mut self, is_leader: bool) {
-        for request in self.service.tick(self.now, is_leader) {
+        let requests = self.service.tick(self.now, is_leader);
+        if !is_leader {
+            self.tick_backlog.clear();
+            self.tick_open.clear();
+        }
+        for request in requests {
             match self.codec.encode(&Command { session: None, request }) {
-                Ok(command) => {
-                    let id = ProposalId(self.next_id());
-                    if let Err(e) = self.protocol.propose(self.now, id, command) {
-                        tracing::debug!(error = %e, "service tick proposal refused");
-                    }
-                }
+                // The service asks again for what it still waits for (a revoke it retries):
+                // one copy waiting or in flight is enough.
+                Ok(command) if self.tick_backlog.contains(&command) || self.tick_open.contains_key(&command) => {}
+                Ok(command) if self.tick_backlog.len() < TICK_BACKLOG_LIMIT => self.tick_backlog.push_back(command),
+                Ok(_) => tracing::warn!("service tick backlog full: a tick proposal waits for the service's retry"),
                 Err(e) => tracing::error!(error = %e, "cannot encode a service tick proposal"),
+            }
+        }
+        while let Some(command) = self.tick_backlog.pop_front() {
+            let id = ProposalId(self.next_id());
+            match self.protocol.propose(self.now, id, command.clone()) {
+                Ok(()) => {
+                    self.open_proposals.insert(id, self.now);
+                    self.tick_open.insert(command, id);
+                }
+                Err(ProposeError::Busy) => {
+                    self.tick_backlog.push_front(command);
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "service tick proposal refused");
+                    self.tick_backlog.clear();
+                }
             }
         }
     }
@@ -560,7 +614,16 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
         }
     }
 
+    /// Proposal `id` was applied or failed.
+    fn resolved(&mut self, id: ProposalId) {
+        self.open_proposals.remove(&id);
+        if !self.tick_open.is_empty() {
+            self.tick_open.retain(|_, open| *open != id);
+        }
+    }
+
     fn proposal_failed(&mut self, id: ProposalId, error: ProposeError) {
+        self.resolved(id);
         let Some(key) = self.proposals.remove(&id) else { return };
         let Some(waiting) = self.writes.get_mut(&key) else { return };
         // Only the requests that rode on this proposal: a retry may have re-proposed.
@@ -578,8 +641,21 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
     }
 
     fn apply(&mut self, item: Apply) {
+        let report = self.cfg.report_applied.then(|| item.clone());
+        self.last_fresh = false;
+        self.apply_item(item);
+        if let Some(item) = report {
+            self.outputs.push_back(ReplicaOutput::Applied { item, fresh: self.last_fresh });
+        }
+        self.serve_ready_reads();
+    }
+
+    fn apply_item(&mut self, item: Apply) {
         match item {
             Apply::Command { index, command, proposal } => {
+                if let Some(id) = proposal {
+                    self.resolved(id);
+                }
                 let (key, result) = self.apply_command(index, &command);
                 self.applied = index;
                 let key = key.or(proposal.map(WriteKey::Proposal));
@@ -595,8 +671,9 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
                 self.applied = index;
             }
             Apply::Checkpoint { index } => {
-                let digest = self.digest();
-                self.protocol.checkpoint(self.now, index, digest);
+                let state = self.snapshot_bytes().unwrap_or_default();
+                let digest = sha256(&state);
+                self.protocol.checkpoint(self.now, index, digest, state);
             }
             Apply::Restore(snapshot) => {
                 match self.codec.decode::<SnapshotData<S::Response>>(&snapshot.data) {
@@ -622,7 +699,6 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
                 }
             }
         }
-        self.serve_ready_reads();
     }
 
     /// Applies one committed command; returns where its answer is awaited and the answer.
@@ -653,11 +729,15 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
                 );
             }
             Some((s, SessionCheck::Fresh)) => {
+                self.last_fresh = true;
                 let (response, events) = self.service.apply(index, request);
                 self.sessions.record(s, index, response.clone());
                 (response, events)
             }
-            None => self.service.apply(index, request),
+            None => {
+                self.last_fresh = true;
+                self.service.apply(index, request)
+            }
         };
         self.publish(events);
         (key, Ok(response))
@@ -688,8 +768,17 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
     }
 
     fn serve_read(&mut self, read: PendingRead<S::Request>) {
-        let response = self.service.query(&read.request);
-        self.finish(read.pending, Ok(response));
+        let result = if S::route(&read.request) == Route::Leader {
+            let status = self.protocol.status();
+            if status.role == Role::Leader {
+                Ok(self.service.leader_request(self.now, &read.request))
+            } else {
+                Err(self.not_leader(status.leader))
+            }
+        } else {
+            Ok(self.service.query(&read.request))
+        };
+        self.finish(read.pending, result);
     }
 
     fn snapshot_bytes(&self) -> Result<Bytes, ballot_wire::WireError> {
@@ -710,4 +799,12 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
         }
         self.last_snapshot = self.applied;
     }
+}
+
+/// SHA-256 of `data`: the digest of a checkpoint's state.
+fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }

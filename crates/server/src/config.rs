@@ -7,31 +7,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use ballot_core::Consensus;
 use ballot_core::NodeId;
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use super::ServerError;
-
-/// The consensus protocol a node runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Consensus {
-    /// Raft (ballot-raft).
-    Raft,
-    /// Multi-Paxos (ballot-paxos).
-    Multipaxos,
-}
-
-impl Consensus {
-    /// The name used on the command line and in status pages.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Consensus::Raft => "raft",
-            Consensus::Multipaxos => "multipaxos",
-        }
-    }
-}
 
 /// One member of the initial cluster: `ID=HOST:PORT`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,8 +86,8 @@ pub struct ServerArgs {
     #[arg(long, env = "BALLOT_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
 
-    /// The consensus protocol.
-    #[arg(long, env = "BALLOT_CONSENSUS", value_enum, default_value = "raft")]
+    /// The consensus protocol: raft or multipaxos.
+    #[arg(long, env = "BALLOT_CONSENSUS", default_value = "raft", value_parser = |s: &str| s.parse::<Consensus>())]
     pub consensus: Consensus,
 
     /// Minimum election timeout in milliseconds (the maximum is twice this).
@@ -360,7 +340,7 @@ mod tests {
         let a = load(&["--config", file.to_str().unwrap(), "--heartbeat-ms", "70"], &[("BALLOT_DATA_DIR", "/env")])
             .unwrap();
         assert_eq!(a.node_id, NodeId(2), "from the file");
-        assert_eq!(a.consensus, Consensus::Multipaxos, "from the file");
+        assert_eq!(a.consensus, Consensus::MultiPaxos, "from the file");
         assert_eq!(a.heartbeat_ms, 70, "the flag beats the file");
         assert_eq!(a.data_dir, PathBuf::from("/env"), "the environment beats the file");
         assert_eq!(a.peers.len(), 2);

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use ballot_core::service::StateMachine;
-use ballot_core::{LogStore, Membership, NodeId, Protocol, SeededRng};
+use ballot_core::{ConsensusSettings, LogStore, Membership, NodeId, Protocol, SeededRng};
 use ballot_quic::{QuicConfig, QuicTransport, TlsConfig};
 use ballot_storage::{RocksStore, StoreOptions};
 use ballot_wire::Codec;
@@ -62,7 +62,7 @@ pub enum ServerError {
     #[error("cannot start {consensus}: {reason}")]
     Consensus {
         /// Which protocol.
-        consensus: &'static str,
+        consensus: Consensus,
         /// Why.
         reason: String,
     },
@@ -201,30 +201,28 @@ pub async fn run<S: StateMachine>(args: ServerArgs, service: S) -> Result<(), Se
     let membership = Membership::new(args.peers.iter().map(|p| p.id));
     let rng = SeededRng::new(seed(args.node_id));
     let now = ballot_core::Instant::ZERO;
+    let settings = ConsensusSettings {
+        election_timeout: args.election_timeout(),
+        heartbeat: args.heartbeat(),
+        max_command_size: MAX_COMMAND_BYTES,
+    };
+    let refused = |reason: String| ServerError::Consensus { consensus: args.consensus, reason };
     let node = match args.consensus {
         Consensus::Raft => {
             let mut store = open_store::<ballot_raft::Entry, ballot_raft::HardState>(&store_dir, StoreOptions::new())?;
             let recovered = recover(&mut store, &store_dir)?;
-            let mut config = ballot_raft::Config::new(args.node_id);
-            config.election_timeout_min = args.election_timeout();
-            config.election_timeout_max = args.election_timeout() * 2;
-            config.heartbeat_interval = args.heartbeat();
-            config.max_command_size = MAX_COMMAND_BYTES;
-            let raft = ballot_raft::Raft::new(config, membership, recovered, rng, now)
-                .map_err(|e| ServerError::Consensus { consensus: "raft", reason: e.to_string() })?;
+            let config = ballot_raft::Config::from_settings(args.node_id, &settings);
+            let raft =
+                ballot_raft::Raft::new(config, membership, recovered, rng, now).map_err(|e| refused(e.to_string()))?;
             start(&args, raft, store, service, &transport)?
         }
-        Consensus::Multipaxos => {
+        Consensus::MultiPaxos => {
             let options = StoreOptions::new().allow_log_gaps(true);
             let mut store = open_store::<ballot_paxos::Entry, ballot_paxos::HardState>(&store_dir, options)?;
             let recovered = recover(&mut store, &store_dir)?;
-            let mut config = ballot_paxos::Config::new(args.node_id);
-            config.election_timeout_min = args.election_timeout();
-            config.election_timeout_max = args.election_timeout() * 2;
-            config.heartbeat_interval = args.heartbeat();
-            config.max_command_size = MAX_COMMAND_BYTES;
+            let config = ballot_paxos::Config::from_settings(args.node_id, &settings);
             let paxos = ballot_paxos::MultiPaxos::new(config, membership, recovered, rng, now)
-                .map_err(|e| ServerError::Consensus { consensus: "multipaxos", reason: e.to_string() })?;
+                .map_err(|e| refused(e.to_string()))?;
             start(&args, paxos, store, service, &transport)?
         }
     };
@@ -297,7 +295,7 @@ where
         service,
         transport: Arc::clone(transport) as Arc<dyn ballot_core::Transport>,
         store,
-        consensus: args.consensus.name().to_owned(),
+        consensus: args.consensus,
         codec: Codec::default(),
     })
     .map_err(ServerError::from)

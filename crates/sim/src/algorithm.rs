@@ -2,8 +2,9 @@
 //! crash, rebuilds) replicas, cheap introspection, its own checkers and optional
 //! administrative actions.
 
-use ballot_core::{Instant, Membership, NodeId, Protocol, Recovered, Role, SeededRng};
+use ballot_core::{Consensus, Instant, Membership, NodeId, Protocol, Recovered, Role, SeededRng};
 
+use crate::SimError;
 use crate::checker::Checker;
 use crate::sim::SimConfig;
 
@@ -135,4 +136,50 @@ pub trait Algorithm {
 /// One of `options`, chosen with `rng` (for per-seed settings in [`Algorithm::vary`]).
 pub(crate) fn pick<T: Copy>(rng: &mut SeededRng, options: &[T]) -> T {
     options[usize::try_from(rng.gen_range(0..options.len() as u64)).unwrap_or(0)]
+}
+
+/// What `--algo` names: a replicated-log algorithm of [`Consensus`], or the single-decree
+/// Synod (one decision per instance, which no server runs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimAlgorithm {
+    /// An algorithm servers run.
+    Log(Consensus),
+    /// Single-decree Paxos.
+    Synod,
+}
+
+impl SimAlgorithm {
+    /// Every algorithm the simulator runs.
+    #[must_use]
+    pub fn all() -> Vec<SimAlgorithm> {
+        Consensus::ALL.into_iter().map(SimAlgorithm::Log).chain([SimAlgorithm::Synod]).collect()
+    }
+
+    /// The name on the command line.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            SimAlgorithm::Log(c) => c.name(),
+            SimAlgorithm::Synod => "synod",
+        }
+    }
+}
+
+impl std::fmt::Display for SimAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for SimAlgorithm {
+    type Err = SimError;
+
+    fn from_str(s: &str) -> Result<Self, SimError> {
+        Self::all().into_iter().find(|a| a.name() == s).ok_or_else(|| {
+            SimError::UnknownAlgorithm(
+                s.to_owned(),
+                Self::all().iter().map(|a| a.name()).collect::<Vec<_>>().join(", "),
+            )
+        })
+    }
 }

@@ -14,8 +14,7 @@ use ballot_core::{Apply, Instant, NodeId, Role};
 use bytes::Bytes;
 
 use crate::algorithm::NodeInfo;
-use crate::history::{History, OpId};
-use crate::kv::{KvCommand, KvStore};
+use crate::history::History;
 
 /// An invariant, checked after every step.
 ///
@@ -32,6 +31,41 @@ pub trait Checker<N> {
     fn check(&mut self, obs: &Observation<'_, N>) -> Result<(), String>;
 }
 
+/// Knows the commands clients sent: what [`Validity`] compares applied commands with.
+pub trait CommandOracle {
+    /// `Ok` if `command` is one a client sent (or a replica's own service proposed),
+    /// unaltered; else what is wrong with it.
+    ///
+    /// # Errors
+    /// The account of a forged, altered or undecodable command.
+    fn check(&self, command: &Bytes) -> Result<(), String>;
+
+    /// `command` for people.
+    fn render(&self, command: &Bytes) -> String;
+}
+
+impl fmt::Debug for dyn CommandOracle + '_ {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CommandOracle")
+    }
+}
+
+/// An oracle that accepts every command, for checker unit tests that do not look at
+/// commands.
+#[cfg(test)]
+pub(crate) struct AnyCommand;
+
+#[cfg(test)]
+impl CommandOracle for AnyCommand {
+    fn check(&self, _command: &Bytes) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn render(&self, command: &Bytes) -> String {
+        format!("{command:?}")
+    }
+}
+
 /// One replica as checkers see it.
 #[derive(Debug)]
 pub struct NodeView<'a, N> {
@@ -43,20 +77,25 @@ pub struct NodeView<'a, N> {
     pub replica: Option<&'a N>,
     /// Cheap facts, or `None` while it is crashed.
     pub info: Option<NodeInfo>,
-    /// Its service state.
-    pub kv: &'a KvStore,
+    /// The log index its service has applied (0 while it is down).
+    pub applied: u64,
+    /// The digest of its replicated state (service and sessions), taken for the final
+    /// check only; `None` otherwise and while it is down.
+    pub digest: Option<u64>,
     /// `Output::Persist` batches it emitted that are not yet durable: what a crash now
     /// would lose. When it is 0, everything the replica wrote is on its disk.
     pub unsynced_writes: usize,
+    /// It refuses to start: its disk failed verification at recovery.
+    pub refuses_to_start: bool,
 }
 
-/// One applied item and the digest of the node's KV state right after it.
+/// One applied item and the digest of the node's replicated state right after it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppliedItem {
     /// What the protocol handed to the service.
     pub apply: Apply,
-    /// [`KvStore::digest`] after applying it.
-    pub digest: u64,
+    /// The state digest after applying it, where it was taken (the simulator samples).
+    pub digest: Option<u64>,
 }
 
 /// What checkers see after a step.
@@ -82,6 +121,8 @@ pub struct Observation<'a, N> {
     pub clients_active: bool,
     /// The client history so far.
     pub history: &'a History,
+    /// The commands clients sent.
+    pub commands: &'a dyn CommandOracle,
     /// This is the last observation of the run, after clients stopped and the cluster
     /// had time to settle.
     pub final_check: bool,
@@ -142,7 +183,7 @@ pub fn generic_checkers<N>(liveness_bound: Duration, elects_leader: bool) -> Vec
     vec![
         Box::new(Agreement::default()),
         Box::new(Integrity::default()),
-        Box::new(Validity::default()),
+        Box::new(Validity),
         Box::new(liveness),
         Box::new(Convergence),
     ]
@@ -160,8 +201,8 @@ enum Applied {
 /// (which also covers snapshot restores).
 #[derive(Debug, Default)]
 pub struct Agreement {
-    // index -> (what was applied, digest after, who first applied it)
-    seen: HashMap<u64, (Applied, u64, NodeId)>,
+    // index -> (what was applied, digest after (if taken), who first applied it)
+    seen: HashMap<u64, (Applied, Option<u64>, NodeId)>,
 }
 
 impl<N> Checker<N> for Agreement {
@@ -178,7 +219,7 @@ impl<N> Checker<N> for Agreement {
                 Apply::Restore(s) => (Applied::Restore, s.meta.index),
                 Apply::Checkpoint { .. } => continue,
             };
-            match self.seen.get(&index) {
+            match self.seen.get_mut(&index) {
                 None => {
                     self.seen.insert(index, (what, item.digest, node));
                 }
@@ -187,18 +228,20 @@ impl<N> Checker<N> for Agreement {
                     if !same_kind {
                         return Err(format!(
                             "{node} applied {} at index {index}, but {by} applied {} there",
-                            render(&what),
-                            render(first)
+                            render(&what, obs.commands),
+                            render(first, obs.commands)
                         ));
                     }
-                    if *digest != item.digest {
-                        return Err(format!(
-                            "after index {index} ({}) the service state of {node} differs from {by}'s \
-                             (digest {:#x} vs {:#x})",
-                            render(&what),
-                            item.digest,
-                            digest
-                        ));
+                    match (*digest, item.digest) {
+                        (Some(a), Some(b)) if a != b => {
+                            return Err(format!(
+                                "after index {index} ({}) the service state of {node} differs from {by}'s \
+                                 (digest {b:#x} vs {a:#x})",
+                                render(&what, obs.commands),
+                            ));
+                        }
+                        (None, Some(b)) => *digest = Some(b),
+                        _ => {}
                     }
                 }
             }
@@ -207,12 +250,9 @@ impl<N> Checker<N> for Agreement {
     }
 }
 
-fn render(a: &Applied) -> String {
+fn render(a: &Applied, commands: &dyn CommandOracle) -> String {
     match a {
-        Applied::Command(c) => match KvCommand::decode(c) {
-            Ok(cmd) => format!("command {cmd:?}"),
-            Err(_) => format!("command {c:?}"),
-        },
+        Applied::Command(c) => format!("command {}", commands.render(c)),
         Applied::Internal => "an internal entry".to_owned(),
         Applied::Restore => "a snapshot".to_owned(),
     }
@@ -266,12 +306,11 @@ impl<N> Checker<N> for Integrity {
     }
 }
 
-/// **Validity**: every applied command is one a client proposed, unaltered, and each
-/// client operation takes effect at one log index at most.
+/// **Validity**: every applied command is one a client sent, unaltered (or one a
+/// replica's own service proposed). That each takes effect once is the simulator's
+/// exactly-once check.
 #[derive(Debug, Default)]
-pub struct Validity {
-    at_index: HashMap<OpId, u64>,
-}
+pub struct Validity;
 
 impl<N> Checker<N> for Validity {
     fn name(&self) -> &'static str {
@@ -282,29 +321,7 @@ impl<N> Checker<N> for Validity {
         let Some(node) = obs.node else { return Ok(()) };
         for item in obs.applied {
             let Apply::Command { index, command, .. } = &item.apply else { continue };
-            let cmd = KvCommand::decode(command).map_err(|e| format!("{node} applied at index {index} {e}"))?;
-            let id = OpId(cmd.op);
-            let Some(op) = obs.history.get(id) else {
-                return Err(format!("{node} applied at index {index} a command no client proposed: {cmd:?}"));
-            };
-            if op.key != cmd.key || op.input != cmd.input {
-                return Err(format!(
-                    "{node} applied at index {index} {cmd:?}, but client operation {} was {} on key {}",
-                    cmd.op, op.input, op.key
-                ));
-            }
-            match self.at_index.get(&id) {
-                Some(&first) if first != *index => {
-                    return Err(format!(
-                        "client operation {} took effect twice: at index {first} and (on {node}) at index {index}",
-                        cmd.op
-                    ));
-                }
-                Some(_) => {}
-                None => {
-                    self.at_index.insert(id, *index);
-                }
-            }
+            obs.commands.check(command).map_err(|e| format!("{node} applied at index {index} {e}"))?;
         }
         Ok(())
     }
@@ -426,11 +443,11 @@ impl<N> Checker<N> for Convergence {
             return Ok(());
         }
         let mut states: BTreeMap<(u64, u64), Vec<NodeId>> = BTreeMap::new();
-        for v in obs.nodes {
-            if v.replica.is_none() {
+        for v in obs.nodes.iter().filter(|v| !v.refuses_to_start) {
+            let Some(digest) = v.digest.filter(|_| v.replica.is_some()) else {
                 return Err(format!("{} is still down at the end of the run", v.id));
-            }
-            states.entry((v.kv.applied(), v.kv.digest())).or_default().push(v.id);
+            };
+            states.entry((v.applied, digest)).or_default().push(v.id);
         }
         if states.len() > 1 {
             let groups: Vec<String> = states
@@ -448,7 +465,26 @@ mod tests {
     use ballot_core::{Snapshot, SnapshotMeta};
 
     use super::*;
-    use crate::kv::KvInput;
+    use crate::history::OpId;
+    use crate::kv::{KvCommand, KvInput, KvStore};
+
+    /// The test world's clients: commands are toy KV commands naming a history op.
+    struct Sent<'a>(&'a History);
+
+    impl CommandOracle for Sent<'_> {
+        fn check(&self, command: &Bytes) -> Result<(), String> {
+            let cmd = KvCommand::decode(command).map_err(|e| format!("a command that could not decode: {e}"))?;
+            let op = self.0.get(OpId(cmd.op)).ok_or_else(|| format!("a command no client proposed: {cmd:?}"))?;
+            if op.key != cmd.key || op.input != cmd.input {
+                return Err(format!("{cmd:?}, but client operation {} was {} on key {}", cmd.op, op.input, op.key));
+            }
+            Ok(())
+        }
+
+        fn render(&self, command: &Bytes) -> String {
+            KvCommand::decode(command).map_or_else(|_| format!("{command:?}"), |c| format!("{c:?}"))
+        }
+    }
 
     /// A hand-made world of replicas with no protocol behind them.
     struct World {
@@ -476,8 +512,10 @@ mod tests {
                     incarnation: self.incarnation[i],
                     replica: self.infos[i].map(|_| &()),
                     info: self.infos[i],
-                    kv: &self.kv[i],
+                    applied: self.kv[i].applied(),
+                    digest: Some(self.kv[i].digest()),
                     unsynced_writes: 0,
+                    refuses_to_start: false,
                 })
                 .collect()
         }
@@ -502,10 +540,11 @@ mod tests {
                     Apply::Checkpoint { .. } => {}
                     Apply::Restore(s) => self.kv[i].restore(s).map_err(|e| e.to_string())?,
                 }
-                items.push(AppliedItem { apply: a, digest: self.kv[i].digest() });
+                items.push(AppliedItem { apply: a, digest: Some(self.kv[i].digest()) });
             }
             let views = self.views();
-            let obs = self.obs(&views, Some(NodeId(node)), &items, Instant::ZERO);
+            let sent = Sent(&self.history);
+            let obs = self.obs(&views, Some(NodeId(node)), &items, Instant::ZERO, &sent);
             checker.check(&obs)
         }
 
@@ -515,6 +554,7 @@ mod tests {
             node: Option<NodeId>,
             applied: &'a [AppliedItem],
             now: Instant,
+            commands: &'a dyn CommandOracle,
         ) -> Observation<'a, ()> {
             Observation {
                 now,
@@ -526,6 +566,7 @@ mod tests {
                 last_client_success: None,
                 clients_active: true,
                 history: &self.history,
+                commands,
                 final_check: false,
             }
         }
@@ -586,14 +627,12 @@ mod tests {
     }
 
     #[test]
-    fn validity_fires_on_forged_altered_and_duplicated_commands() {
+    fn validity_fires_on_forged_and_altered_commands() {
         let mut w = World::new(2);
         let a = w.command(1, KvInput::Put(1));
-        let mut c = Validity::default();
+        let mut c = Validity;
         w.apply(&mut c, 1, vec![cmd(1, &a)]).expect("proposed");
         w.apply(&mut c, 2, vec![cmd(1, &a)]).expect("same index elsewhere");
-        let err = w.apply(&mut c, 1, vec![cmd(2, &a)]).expect_err("twice");
-        assert!(err.contains("took effect twice"), "{err}");
         let forged = KvCommand { op: 99, key: 1, input: KvInput::Delete }.encode();
         assert!(w.apply(&mut c, 1, vec![cmd(3, &forged)]).expect_err("forged").contains("no client proposed"));
         let altered = KvCommand { op: 0, key: 1, input: KvInput::Put(7) }.encode();
@@ -607,7 +646,8 @@ mod tests {
         let mut w = World::new(3);
         let views = w.views();
         let mut c = Liveness::new(Duration::from_secs(5));
-        let mut obs = w.obs(&views, None, &[], Instant::from_millis(1000));
+        let sent = Sent(&w.history);
+        let mut obs = w.obs(&views, None, &[], Instant::from_millis(1000), &sent);
         obs.healed_since = None;
         Checker::<()>::check(&mut c, &obs).expect("not healed: nothing to check");
         obs.healed_since = Some(Instant::from_millis(1000));
@@ -622,7 +662,8 @@ mod tests {
         let follower = NodeInfo { role: Role::Follower, ..leader };
         w.infos = vec![Some(follower), Some(leader), Some(follower)];
         let views = w.views();
-        let mut obs = w.obs(&views, None, &[], Instant::from_millis(6001));
+        let sent = Sent(&w.history);
+        let mut obs = w.obs(&views, None, &[], Instant::from_millis(6001), &sent);
         obs.healed_since = Some(Instant::from_millis(1000));
         let mut c = Liveness::new(Duration::from_secs(5));
         let err = Checker::<()>::check(&mut c, &obs).expect_err("no progress");
@@ -638,7 +679,8 @@ mod tests {
         // Leaderless: no leader needed, but progress still is.
         let w = World::new(3);
         let views = w.views();
-        let mut obs = w.obs(&views, None, &[], Instant::from_millis(6001));
+        let sent = Sent(&w.history);
+        let mut obs = w.obs(&views, None, &[], Instant::from_millis(6001), &sent);
         obs.healed_since = Some(Instant::from_millis(1000));
         obs.last_client_success = Some(Instant::from_millis(2000));
         let mut c = Liveness::leaderless(Duration::from_secs(5));
@@ -655,7 +697,8 @@ mod tests {
         let mut c = Convergence;
         w.apply(&mut c, 1, vec![cmd(1, &a)]).expect("not final: nothing to check");
         let views = w.views();
-        let mut obs = w.obs(&views, None, &[], Instant::from_millis(1));
+        let sent = Sent(&w.history);
+        let mut obs = w.obs(&views, None, &[], Instant::from_millis(1), &sent);
         obs.final_check = true;
         obs.healed_since = Some(Instant::ZERO);
         let err = Checker::<()>::check(&mut c, &obs).expect_err("n2 is behind");
@@ -663,7 +706,8 @@ mod tests {
         drop(views);
         w.apply(&mut c, 2, vec![cmd(1, &a)]).expect("apply");
         let views = w.views();
-        let mut obs = w.obs(&views, None, &[], Instant::from_millis(1));
+        let sent = Sent(&w.history);
+        let mut obs = w.obs(&views, None, &[], Instant::from_millis(1), &sent);
         obs.final_check = true;
         obs.healed_since = Some(Instant::ZERO);
         Checker::<()>::check(&mut c, &obs).expect("converged");

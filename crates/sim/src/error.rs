@@ -32,5 +32,5 @@ pub enum SimError {
     Violation(Box<crate::Violation>),
     /// An algorithm name the simulator does not know.
     #[error("unknown algorithm {0:?}: expected one of {1}")]
-    UnknownAlgorithm(String, &'static str),
+    UnknownAlgorithm(String, String),
 }

@@ -52,6 +52,10 @@ pub enum Fault {
     /// hints (`None`: back to following hints). With single-decree Paxos this leaves one
     /// proposer; it survives [`Fault::HealAll`].
     PinClients(Option<NodeId>),
+    /// Bit rot: crash `node` (if it runs) and corrupt one record of its disk. The node
+    /// then refuses to start (recovery verifies every record) and stays down for the
+    /// rest of the run; the others must stay safe and live without it.
+    CorruptDisk(NodeId),
     /// End of the chaos: heal the network, calm the weather, restart every node and
     /// restore full membership. Liveness is checked from here on.
     HealAll,
@@ -80,6 +84,8 @@ pub enum FaultKind {
     HealAll,
     /// Clients pinned to one node (or released).
     ClientPin,
+    /// A disk corrupted (a storage fault).
+    Corruption,
 }
 
 impl Fault {
@@ -98,6 +104,7 @@ impl Fault {
             Fault::Admin(_) => FaultKind::MembershipChange,
             Fault::HealAll => FaultKind::HealAll,
             Fault::PinClients(_) => FaultKind::ClientPin,
+            Fault::CorruptDisk(_) => FaultKind::Corruption,
         }
     }
 }
@@ -115,6 +122,7 @@ impl fmt::Display for FaultKind {
             FaultKind::MembershipChange => "membership change",
             FaultKind::HealAll => "final heal",
             FaultKind::ClientPin => "client pin",
+            FaultKind::Corruption => "disk corruption",
         })
     }
 }
@@ -134,9 +142,12 @@ impl FaultPlan {
     }
 
     /// A random schedule over `[0, chaos_end)` mixing partitions (symmetric and one-way),
-    /// weather changes (loss, duplication, reordering, delay), crashes with restarts and,
-    /// if `admin` is set, leadership transfers and membership changes, followed by
-    /// [`Fault::HealAll`] at `chaos_end`. About one seed in eight gets a calm run.
+    /// weather changes (loss, duplication, reordering, delay), crashes with restarts,
+    /// storage faults (in one seed in four with at least three nodes, one node's disk
+    /// rots: it refuses to start from then on) and, if `admin` is set, leadership
+    /// transfers and membership changes, followed by [`Fault::HealAll`] at `chaos_end`.
+    /// About one seed in eight gets a calm run. (Every crash also loses or keeps, at
+    /// random, the writes not yet acknowledged as durable.)
     #[must_use]
     pub fn random(rng: &mut SeededRng, nodes: &[NodeId], chaos_end: Instant, admin: bool) -> Self {
         let mut actions = Vec::new();
@@ -208,6 +219,14 @@ impl FaultPlan {
             }
             t += dur(rng, gap_ms / 4, gap_ms * 2);
         }
+        // A voter removed by an admin action counts as lost too: with three nodes, one
+        // removed and one rotten leave no quorum, which is no protocol's fault.
+        let removes = actions.iter().any(|(_, f)| matches!(f, Fault::Admin(AdminAction::RemoveVoter(_))));
+        if !calm && (n >= 5 || (n >= 3 && !removes)) && rng.gen_range(0..4) == 0 {
+            // At most one rotten disk: the majority left must carry on.
+            let node = nodes[usize::try_from(rng.gen_range(0..n)).unwrap_or(0)];
+            actions.push((ms(rng.gen_range(0..chaos_end.as_nanos() / 1_000_000 + 1)), Fault::CorruptDisk(node)));
+        }
         actions.retain(|(at, _)| *at < chaos_end);
         actions.push((chaos_end, Fault::HealAll));
         actions.sort_by_key(|(at, _)| *at);
@@ -275,7 +294,7 @@ mod tests {
             kinds.extend(a.actions.iter().map(|(_, f)| f.kind()));
         }
         // Over 50 seeds every kind of fault shows up.
-        assert_eq!(kinds.len(), 9, "{kinds:?}");
+        assert_eq!(kinds.len(), 10, "{kinds:?}");
         let plain = FaultPlan::random(&mut SeededRng::new(1), &nodes, end, false);
         assert!(plain.actions.iter().all(|(_, f)| !matches!(f, Fault::Admin(_))));
     }

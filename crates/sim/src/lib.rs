@@ -32,7 +32,9 @@
 //! ```
 
 mod algorithm;
+pub mod chain;
 mod checker;
+mod disk;
 mod error;
 mod fasthash;
 pub mod faults;
@@ -46,11 +48,12 @@ pub mod raft;
 mod report;
 mod runner;
 mod sim;
+pub mod workload;
 
-pub use algorithm::{AdminAction, Algorithm, EntryOf, HardStateOf, MessageOf, NodeInfo};
+pub use algorithm::{AdminAction, Algorithm, EntryOf, HardStateOf, MessageOf, NodeInfo, SimAlgorithm};
 pub use checker::{
-    Agreement, AppliedItem, Checker, Convergence, Integrity, Liveness, NodeView, Observation, Validity, Violation,
-    generic_checkers,
+    Agreement, AppliedItem, Checker, CommandOracle, Convergence, Integrity, Liveness, NodeView, Observation, Validity,
+    Violation, generic_checkers,
 };
 pub use error::SimError;
 pub use faults::{Fault, FaultKind, FaultPlan};
@@ -58,5 +61,6 @@ pub use history::{History, OpId, Operation, Outcome};
 pub use kv::{Key, KvCommand, KvInput, KvOutput, KvStore, Value};
 pub use net::{NetConfig, NetStats, Network};
 pub use report::RunStats;
-pub use runner::{DEFAULT_DURATION, RunSpec, Summary, run_many, run_spec};
-pub use sim::{ClientConfig, DiskConfig, SimConfig, Simulation};
+pub use runner::{DEFAULT_DURATION, RunSpec, Service, Summary, run_many, run_spec};
+pub use sim::{ClientConfig, DiskConfig, SimConfig, Simulation, SubmitKv};
+pub use workload::{ConfigWorkload, ElectionWorkload, KvWorkload, Workload};

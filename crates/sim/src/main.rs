@@ -6,6 +6,7 @@
 //! ballot-sim --algo multipaxos --seeds 300
 //! ballot-sim --algo synod --seed 42 --nodes 5 --trace
 //! ballot-sim --algo raft --seed 1234 --nodes 5 --trace
+//! ballot-sim --algo pow --seeds 300   # the chain simulator: see `ballot_sim::chain::cli`
 //! ```
 
 use std::io::Write as _;
@@ -13,21 +14,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use ballot_core::Consensus;
 use ballot_sim::paxos::{MultiPaxosAlgorithm, SynodAlgorithm};
 use ballot_sim::raft::RaftAlgorithm;
-use ballot_sim::{DEFAULT_DURATION, RunSpec, RunStats, SimError, Summary, run_many};
+use ballot_sim::{DEFAULT_DURATION, RunSpec, RunStats, SimAlgorithm, SimError, Summary, run_many};
 use clap::Parser;
-
-/// The algorithms `--algo` accepts.
-const ALGORITHMS: [&str; 3] = ["raft", "multipaxos", "synod"];
 
 /// Deterministic simulation of ballot's consensus algorithms under faults.
 #[derive(Debug, Parser)]
 #[command(name = "ballot-sim", version, about)]
 struct Args {
-    /// The algorithm to simulate.
-    #[arg(long, default_value = "raft", value_parser = ALGORITHMS)]
-    algo: String,
+    /// The algorithm to simulate: raft, multipaxos or synod (`--algo pow` runs the chain
+    /// simulator, with its own flags: `--algo pow --help`).
+    #[arg(long, default_value = "raft", value_parser = |s: &str| s.parse::<SimAlgorithm>())]
+    algo: SimAlgorithm,
+    /// The service the nodes host (the real state machines): kv, config or election.
+    #[arg(long, default_value = "kv")]
+    service: ballot_sim::Service,
     /// Replay this one seed (prints the violation, if any, in full).
     #[arg(long, conflicts_with_all = ["seeds", "start"])]
     seed: Option<u64>,
@@ -55,6 +58,9 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    if ballot_sim::chain::cli::is_pow(std::env::args_os()) {
+        std::process::exit(ballot_sim::chain::cli::main(std::env::args_os()));
+    }
     let args = Args::parse();
     if args.trace {
         tracing_subscriber::fmt()
@@ -87,13 +93,22 @@ fn main() -> anyhow::Result<()> {
     let duration = Duration::from_secs(args.duration);
     let specs: Vec<RunSpec> = seeds
         .iter()
-        .flat_map(|&seed| sizes.iter().map(move |&nodes| RunSpec { seed, nodes, duration, serialize: args.serialize }))
+        .flat_map(|&seed| {
+            sizes.iter().map(move |&nodes| RunSpec {
+                seed,
+                nodes,
+                duration,
+                serialize: args.serialize,
+                service: args.service,
+            })
+        })
         .collect();
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     eprintln!(
-        "ballot-sim: {} run(s) of {} ({} seed(s) x {:?} nodes, {} virtual s each) on {} thread(s)",
+        "ballot-sim: {} run(s) of {} hosting {} ({} seed(s) x {:?} nodes, {} virtual s each) on {} thread(s)",
         specs.len(),
         args.algo,
+        args.service.name(),
         seeds.len(),
         sizes,
         args.duration,
@@ -111,11 +126,10 @@ fn main() -> anyhow::Result<()> {
             let _ = std::io::stderr().flush();
         }
     };
-    let summary: Summary = match args.algo.as_str() {
-        "raft" => run_many(RaftAlgorithm::default, &specs, threads, &progress),
-        "multipaxos" => run_many(MultiPaxosAlgorithm::default, &specs, threads, &progress),
-        "synod" => run_many(SynodAlgorithm::default, &specs, threads, &progress),
-        other => bail!(SimError::UnknownAlgorithm(other.to_owned(), "raft, multipaxos, synod")),
+    let summary: Summary = match args.algo {
+        SimAlgorithm::Log(Consensus::Raft) => run_many(RaftAlgorithm::default, &specs, threads, &progress),
+        SimAlgorithm::Log(Consensus::MultiPaxos) => run_many(MultiPaxosAlgorithm::default, &specs, threads, &progress),
+        SimAlgorithm::Synod => run_many(SynodAlgorithm::default, &specs, threads, &progress),
     };
     eprintln!();
     println!("seeds:               {} ({} runs, nodes {:?})", seeds.len(), specs.len(), sizes);

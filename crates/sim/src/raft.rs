@@ -52,7 +52,7 @@ impl Algorithm for RaftAlgorithm {
     type Protocol = Raft;
 
     fn name(&self) -> &'static str {
-        "raft"
+        ballot_core::Consensus::Raft.name()
     }
 
     fn vary(&mut self, rng: &mut SeededRng) {
@@ -540,7 +540,6 @@ mod tests {
     use super::*;
     use crate::checker::NodeView;
     use crate::history::History;
-    use crate::kv::KvStore;
     use ballot_raft::EntryPayload;
 
     /// A hand-made replica.
@@ -623,7 +622,6 @@ mod tests {
         final_check: bool,
         now: Instant,
     ) -> Result<(), String> {
-        let kv = KvStore::new();
         let history = History::new();
         let views: Vec<NodeView<'_, Fake>> = nodes
             .iter()
@@ -633,8 +631,10 @@ mod tests {
                 incarnation: 0,
                 replica: f.as_ref(),
                 info: None,
-                kv: &kv,
+                applied: 0,
+                digest: Some(0),
                 unsynced_writes: 0,
+                refuses_to_start: false,
             })
             .collect();
         let obs = Observation {
@@ -647,6 +647,7 @@ mod tests {
             last_client_success: None,
             clients_active: false,
             history: &history,
+            commands: &crate::checker::AnyCommand,
             final_check,
         };
         checker.check(&obs)

@@ -48,6 +48,10 @@ pub struct RunStats {
     pub lin_ops: u64,
     /// Keys whose check ran out of budget.
     pub lin_unknown: u64,
+    /// Disk records corrupted (storage faults).
+    pub corruptions: u64,
+    /// Restarts refused because recovery found a corrupted record.
+    pub refused_starts: u64,
 }
 
 impl RunStats {
@@ -82,6 +86,8 @@ impl RunStats {
         self.lin_keys += other.lin_keys;
         self.lin_ops += other.lin_ops;
         self.lin_unknown += other.lin_unknown;
+        self.corruptions += other.corruptions;
+        self.refused_starts += other.refused_starts;
     }
 }
 
@@ -96,7 +102,11 @@ impl fmt::Display for RunStats {
              {} duplicated, {} reordered",
             n.sent, n.delivered, n.dropped, n.cut, n.to_down, n.duplicated, n.reordered
         )?;
-        writeln!(f, "disk:                {} batches in {} syncs", self.persists, self.disk_syncs)?;
+        writeln!(
+            f,
+            "disk:                {} batches in {} syncs; {} records corrupted, {} restarts refused",
+            self.persists, self.disk_syncs, self.corruptions, self.refused_starts
+        )?;
         writeln!(
             f,
             "commands committed:  {} ({} snapshots taken, {} restored, {} elections won)",

@@ -7,7 +7,46 @@ use std::time::Duration;
 use crate::algorithm::Algorithm;
 use crate::report::RunStats;
 use crate::sim::{SimConfig, Simulation};
+use crate::workload::{ConfigWorkload, ElectionWorkload, KvWorkload};
 use crate::{SimError, Violation};
+
+/// The service a run's nodes host and its clients use: the real service binaries'
+/// state machines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// The key-value database (`ballot-kv`), histories checked for linearizability.
+    #[default]
+    Kv,
+    /// The configuration service (`ballot-config`), with watchers.
+    Config,
+    /// The election service (`ballot-election`), with campaigners.
+    Election,
+}
+
+impl Service {
+    /// Every service.
+    pub const ALL: [Service; 3] = [Service::Kv, Service::Config, Service::Election];
+
+    /// The name used on the command line (`--service NAME`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Kv => "kv",
+            Service::Config => "config",
+            Service::Election => "election",
+        }
+    }
+}
+
+impl std::str::FromStr for Service {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Service::ALL
+            .into_iter()
+            .find(|x| x.name() == s)
+            .ok_or_else(|| format!("unknown service {s:?}: expected kv, config or election"))
+    }
+}
 
 /// The virtual time one seed simulates unless told otherwise.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(30);
@@ -23,19 +62,24 @@ pub struct RunSpec {
     pub duration: Duration,
     /// Round-trip messages and durable state through serde.
     pub serialize: bool,
+    /// The service the nodes host.
+    pub service: Service,
 }
 
 impl RunSpec {
     /// Seed `seed` on `nodes` nodes for [`DEFAULT_DURATION`], without serialization.
     #[must_use]
     pub fn new(seed: u64, nodes: usize) -> Self {
-        RunSpec { seed, nodes, duration: DEFAULT_DURATION, serialize: false }
+        RunSpec { seed, nodes, duration: DEFAULT_DURATION, serialize: false, service: Service::Kv }
     }
 
     /// The command that replays this run.
     #[must_use]
     pub fn replay_command(&self, algo: &str) -> String {
         let mut cmd = format!("cargo xtask sim --algo {algo} --seed {} --nodes {}", self.seed, self.nodes);
+        if self.service != Service::Kv {
+            cmd.push_str(&format!(" --service {}", self.service.name()));
+        }
         if self.duration != DEFAULT_DURATION {
             cmd.push_str(&format!(" --duration {}", self.duration.as_secs()));
         }
@@ -64,7 +108,12 @@ impl RunSpec {
 pub fn run_spec<A: Algorithm>(algo: A, spec: &RunSpec) -> Result<RunStats, SimError> {
     let mut cfg = spec.config(algo.name(), algo.supports_admin());
     algo.shape_run(&mut cfg);
-    Simulation::new(algo, cfg)?.run().map_err(SimError::Violation)
+    let run = match spec.service {
+        Service::Kv => Simulation::with_workload(algo, KvWorkload::default(), cfg)?.run(),
+        Service::Config => Simulation::with_workload(algo, ConfigWorkload::default(), cfg)?.run(),
+        Service::Election => Simulation::with_workload(algo, ElectionWorkload::default(), cfg)?.run(),
+    };
+    run.map_err(SimError::Violation)
 }
 
 /// The outcome of many runs.

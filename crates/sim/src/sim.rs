@@ -1,25 +1,33 @@
 //! The simulation engine: virtual time, one seeded generator, the event loop.
+//!
+//! Every node hosts a [`Replica`] (the same type a real node runs) of the algorithm's
+//! protocol and the workload's service; clients go through the same sans-IO call logic
+//! as `ballot-client` ([`Call`], [`Endpoints`], [`SessionPool`]).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use ballot_core::{
-    Apply, Event, Instant, LogStore, MemStore, Membership, NodeId, Output, Persist, ProposalId, ProposeError, Protocol,
-    ReadId, Recovered, Role, SeededRng,
-};
+use ballot_client_proto::{Answer, Call, CallError, Endpoints, Policy, SessionPool, Step};
+use ballot_core::service::{Command, Session, StateMachine};
+use ballot_core::{Apply, Event, Instant, Membership, NodeId, Persist, Recovered, Role, SeededRng};
+use ballot_replica::{Replica, ReplicaConfig, ReplicaOutput, RequestId, WatchId};
+use ballot_wire::{ClientError, Codec};
+use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, trace};
 
 use crate::SimError;
 use crate::algorithm::{AdminAction, Algorithm, EntryOf, HardStateOf, MessageOf, NodeInfo};
-use crate::checker::{AppliedItem, Checker, NodeView, Observation, Violation, generic_checkers};
+use crate::checker::{AppliedItem, Checker, CommandOracle, NodeView, Observation, Violation, generic_checkers};
+use crate::disk::SimDisk;
 use crate::faults::{Fault, FaultPlan};
 use crate::history::{History, OpId, Outcome};
-use crate::kv::{Key, KvCommand, KvInput, KvOutput, KvStore};
+use crate::kv::{Key, KvInput};
 use crate::linearizability::{self, LinReport};
 use crate::net::{NetConfig, Network};
 use crate::report::RunStats;
+use crate::workload::{CallOutcome, KvWorkload, PlannedOp, ServiceView, Workload};
 
 /// How the simulated disks behave.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,11 +39,19 @@ pub struct DiskConfig {
     /// Probability that a completing sync also makes every batch queued behind it
     /// durable (group commit), rather than only the oldest.
     pub group_commit: f64,
+    /// At a crash, writes not yet acknowledged as durable may have reached the disk (a
+    /// random prefix of them survives, each batch whole); otherwise all are lost.
+    pub unacknowledged_may_survive: bool,
 }
 
 impl Default for DiskConfig {
     fn default() -> Self {
-        DiskConfig { delay_min: Duration::from_micros(200), delay_max: Duration::from_millis(8), group_commit: 0.5 }
+        DiskConfig {
+            delay_min: Duration::from_micros(200),
+            delay_max: Duration::from_millis(8),
+            group_commit: 0.5,
+            unacknowledged_may_survive: false,
+        }
     }
 }
 
@@ -46,12 +62,12 @@ pub struct ClientConfig {
     pub count: usize,
     /// Keys they use (`0..keys`); fewer keys, more contention.
     pub keys: u64,
-    /// How long a client waits for an answer before giving up (the operation becomes
-    /// indeterminate if it may have been accepted).
+    /// How long a client's call may take in all, retries included (the
+    /// [`Policy::deadline`] of its calls).
     pub op_timeout: Duration,
     /// Longest pause between two operations of one client.
     pub think_max: Duration,
-    /// Longest pause before retrying after a rejection.
+    /// Longest pause between two attempts of one call.
     pub backoff_max: Duration,
     /// Share of reads among operations (the rest: puts, CAS and deletes).
     pub read_ratio: f64,
@@ -66,6 +82,23 @@ impl Default for ClientConfig {
             think_max: Duration::from_millis(60),
             backoff_max: Duration::from_millis(100),
             read_ratio: 0.4,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// The call policy of the simulated clients: a quarter of the call's deadline per
+    /// attempt, a tenth of it to connect.
+    #[must_use]
+    pub fn policy(&self) -> Policy {
+        Policy {
+            deadline: self.op_timeout,
+            attempt_timeout: self.op_timeout / 4,
+            connect_timeout: self.op_timeout / 10,
+            retry_down_after: self.op_timeout / 10,
+            backoff_min: Duration::from_millis(1).min(self.backoff_max),
+            backoff_max: self.backoff_max,
+            max_redirects: 3,
         }
     }
 }
@@ -95,8 +128,11 @@ pub struct SimConfig {
     /// gets up to this much more virtual time to converge before the final checks.
     pub convergence_bound: Duration,
     /// Take a snapshot every so many applied entries (drawn from this range for each
-    /// snapshot), or never.
+    /// node at each start), or never.
     pub compaction: Option<(u64, u64)>,
+    /// How many clients each replica's exactly-once session table remembers (a tiny
+    /// table forgets retried writes: the planted bug the exactly-once checker catches).
+    pub session_capacity: usize,
     /// Round-trip every message, entry and hard state through serde (postcard) to catch
     /// state that does not survive the wire or the disk. Off by default: it is slower.
     pub serialize: bool,
@@ -124,6 +160,7 @@ impl SimConfig {
             settle: Duration::from_secs(3),
             convergence_bound: Duration::from_secs(30),
             compaction: Some((50, 200)),
+            session_capacity: ReplicaConfig::default().session_capacity,
             serialize: false,
             max_events: 20_000_000,
             lin_budget: linearizability::DEFAULT_STEP_BUDGET,
@@ -132,8 +169,9 @@ impl SimConfig {
     }
 
     /// The randomized configuration of `seed`: network weather, disk speed, client
-    /// mix, compaction frequency and a fault schedule whose chaos ends
-    /// `liveness_bound + settle` before the end, so liveness and convergence are checked.
+    /// mix, compaction frequency and a fault schedule (storage faults included) whose
+    /// chaos ends `liveness_bound + settle` before the end, so liveness and convergence
+    /// are checked.
     #[must_use]
     pub fn randomized(seed: u64, nodes: usize, duration: Duration, admin: bool) -> Self {
         let mut cfg = SimConfig::calm(seed, nodes, duration);
@@ -148,6 +186,7 @@ impl SimConfig {
         });
         cfg.disk.delay_min = cfg.disk.delay_max / 10;
         cfg.disk.group_commit = [0.0, 0.5, 1.0][usize::try_from(rng.gen_range(0..3)).unwrap_or(0)];
+        cfg.disk.unacknowledged_may_survive = true;
         cfg.clients.count = usize::try_from(rng.gen_range(2..7)).unwrap_or(4);
         cfg.clients.keys = rng.gen_range(1..6);
         cfg.clients.read_ratio = [0.2, 0.4, 0.6][usize::try_from(rng.gen_range(0..3)).unwrap_or(0)];
@@ -220,7 +259,9 @@ fn fault_nodes(f: &Fault) -> Vec<NodeId> {
     match f {
         Fault::Partition(groups) => groups.iter().flatten().copied().collect(),
         Fault::CutOneWay { from, to } => from.iter().chain(to).copied().collect(),
-        Fault::Crash(n) | Fault::Restart(n) | Fault::CrashAfterSync { node: n, .. } => vec![*n],
+        Fault::Crash(n) | Fault::Restart(n) | Fault::CrashAfterSync { node: n, .. } | Fault::CorruptDisk(n) => {
+            vec![*n]
+        }
         Fault::Admin(AdminAction::TransferLeadership { to }) => vec![*to],
         Fault::Admin(AdminAction::AddVoter(n) | AdminAction::RemoveVoter(n)) => vec![*n],
         Fault::PinClients(n) => n.iter().copied().collect(),
@@ -230,103 +271,124 @@ fn fault_nodes(f: &Fault) -> Vec<NodeId> {
     }
 }
 
-/// What a node tells a client.
-#[derive(Clone, Debug)]
-enum Reply {
-    /// The operation took effect with this result.
-    Done(KvOutput),
-    /// It did not take effect.
-    Rejected(ProposeError),
-    /// It may or may not take effect.
-    Unknown,
-}
+type ServiceOf<W> = <W as Workload>::Service;
+type RequestOf<W> = <ServiceOf<W> as StateMachine>::Request;
+type ResponseOf<W> = <ServiceOf<W> as StateMachine>::Response;
+type EventOf<W> = <ServiceOf<W> as StateMachine>::Event;
+/// What a simulated node's replica puts out.
+type NodeOutput<A, W> = ReplicaOutput<MessageOf<A>, EntryOf<A>, HardStateOf<A>, ResponseOf<W>, EventOf<W>>;
 
-enum Ev<M> {
+enum Ev<M, R, V> {
     Start { node: usize },
     Deliver { from: usize, to: usize, message: M },
     Timer { node: usize, generation: u64 },
     DiskDone { node: usize, incarnation: u64 },
     ClientWake { client: usize },
-    ClientArrive { node: usize, client: usize, op: OpId },
-    ClientReply { client: usize, op: OpId, reply: Reply },
-    ClientTimeout { client: usize, op: OpId },
+    Connected { client: usize, node: usize, incarnation: u64 },
+    ClientArrive { node: usize, client: usize, attempt: u64, command: Bytes },
+    ClientReply { client: usize, attempt: u64, node: usize, result: Result<R, ClientError> },
+    WatchOpen { node: usize, watcher: usize, generation: u64 },
+    WatchEvent { watcher: usize, generation: u64, event: V },
+    WatchEnded { watcher: usize, generation: u64, error: ClientError },
+    WatchWake { watcher: usize },
     Fault(Fault),
     RestoreMembership,
 }
 
-struct PendingProposal {
-    node: usize,
-    client: usize,
-    op: OpId,
-    at: Instant,
-}
-
-struct PendingRead {
-    client: usize,
-    op: OpId,
-    key: Key,
-}
-
-struct SimNode<A: Algorithm> {
+struct SimNode<A: Algorithm, W: Workload> {
     id: NodeId,
-    replica: Option<A::Protocol>,
+    replica: Option<Replica<A::Protocol, ServiceOf<W>>>,
     incarnation: u64,
-    store: MemStore<EntryOf<A>, HardStateOf<A>>,
+    disk: SimDisk<EntryOf<A>, HardStateOf<A>>,
     disk_queue: VecDeque<Persist<EntryOf<A>, HardStateOf<A>>>,
     disk_busy: bool,
-    kv: KvStore,
     timer: Option<Instant>,
     timer_generation: u64,
-    reads: HashMap<ReadId, PendingRead>,
-    waiting_reads: Vec<(u64, PendingRead)>,
-    next_compaction: u64,
+    /// Client requests waiting for their reply: who sent them, which attempt.
+    requests: HashMap<RequestId, (usize, u64)>,
+    /// Watch streams served here: which watcher, which of its streams.
+    watches: HashMap<WatchId, (usize, u64)>,
     info: Option<NodeInfo>,
     /// Crash right after the next completed sync, for this long.
     crash_after_sync: Option<Duration>,
+    /// Why the node refuses to start (its disk failed verification), if it does.
+    refuses: Option<String>,
 }
 
-struct Client {
-    guess: usize,
-    current: Option<InFlight>,
+/// A simulated client: the call logic of `ballot-client`, on the simulated network.
+struct SimClient<Q, R> {
+    endpoints: Endpoints<usize>,
+    sessions: SessionPool,
+    current: Option<ClientCall<Q, R>>,
+    /// The earliest wake-up already scheduled.
+    next_wake: Option<Instant>,
+    /// Attempts sent so far, over all calls: replies name theirs, and a late reply to an
+    /// attempt of an earlier call must not be taken for the current one's.
+    attempts: u64,
 }
 
-struct InFlight {
-    op: OpId,
-    /// An attempt was sent and not definitely rejected: it may take effect.
-    outstanding: bool,
-    deadline: Instant,
+struct ClientCall<Q, R> {
+    op: Option<OpId>,
+    request: Q,
+    call: Call<usize>,
+    command: Bytes,
+    session: Session,
+    attempt: u64,
+    response: Option<R>,
 }
+
+/// A watcher: keeps one watch stream open at some node, reconnecting elsewhere when it
+/// ends (the workload tracks where to resume).
+struct SimWatcher {
+    endpoints: Endpoints<usize>,
+    node: Option<usize>,
+    generation: u64,
+    /// While (re)connecting: the call choosing the node.
+    opening: Option<Call<usize>>,
+    /// When the last item of its stream arrives: a stream delivers in order.
+    stream_clock: Instant,
+    /// The earliest wake-up already scheduled.
+    next_wake: Option<Instant>,
+}
+
+/// Replicas' states are compared (by digest) at every index divisible by this.
+const DIGEST_EVERY: u64 = 8;
 
 /// Whose operation a test submitted directly (not one of the simulated clients).
 const TEST_CLIENT: usize = usize::MAX;
 
-/// A deterministic simulation of one cluster running algorithm `A`.
+/// A deterministic simulation of one cluster running algorithm `A` with workload `W`
+/// (by default the key-value database).
 ///
-/// Build it with [`Simulation::new`], then either [`run`](Simulation::run) it to the end
-/// or drive it step by step with [`run_until`](Simulation::run_until) and
-/// [`apply_fault`](Simulation::apply_fault) (scripted scenarios), and finish with
-/// [`finish`](Simulation::finish).
-pub struct Simulation<A: Algorithm> {
+/// Build it with [`Simulation::new`] (or [`Simulation::with_workload`]), then either
+/// [`run`](Simulation::run) it to the end or drive it step by step with
+/// [`run_until`](Simulation::run_until) and [`apply_fault`](Simulation::apply_fault)
+/// (scripted scenarios), and finish with [`finish`](Simulation::finish).
+pub struct Simulation<A: Algorithm, W: Workload = KvWorkload> {
     algo: A,
+    workload: W,
     config: SimConfig,
     ids: Vec<NodeId>,
     initial: Membership,
     rng: SeededRng,
     now: Instant,
-    queue: crate::queue::EventQueue<Ev<MessageOf<A>>>,
-    nodes: Vec<SimNode<A>>,
+    queue: crate::queue::EventQueue<Ev<MessageOf<A>, ResponseOf<W>, EventOf<W>>>,
+    nodes: Vec<SimNode<A, W>>,
     network: Network,
-    clients: Vec<Client>,
+    clients: Vec<SimClient<RequestOf<W>, ResponseOf<W>>>,
+    watchers: Vec<SimWatcher>,
     clients_stop_at: Instant,
     history: History,
-    next_value: u64,
-    proposals: BTreeMap<ProposalId, PendingProposal>,
-    next_proposal: u64,
-    next_read: u64,
+    codec: Codec,
+    next_request: u64,
+    /// The command each client session sent: what Validity compares applied commands with.
+    sent: HashMap<Session, (Option<OpId>, Bytes)>,
     checkers: Vec<Box<dyn Checker<A::Protocol>>>,
     healed_since: Option<Instant>,
     last_success: Option<Instant>,
     committed: HashMap<OpId, u64>,
+    /// The first log index at which each unique effect was applied (exactly-once).
+    effects: HashMap<Vec<u8>, (u64, NodeId)>,
     max_applied: u64,
     stats: RunStats,
     step_applied: Vec<AppliedItem>,
@@ -338,61 +400,91 @@ pub struct Simulation<A: Algorithm> {
 
 type StepResult = Result<(), Box<Violation>>;
 
-impl<A: Algorithm> Simulation<A> {
-    /// Builds the cluster (every replica from empty durable state) and schedules the
-    /// fault plan and the clients.
+impl<A: Algorithm> Simulation<A, KvWorkload> {
+    /// Builds the cluster (every replica from empty durable state) running the
+    /// key-value database, and schedules the fault plan and the clients.
     ///
     /// # Errors
     /// [`SimError::InvalidConfig`] or [`SimError::UnknownNode`] for a bad config,
     /// [`SimError::Build`] if the algorithm refuses to build a replica.
-    pub fn new(mut algo: A, config: SimConfig) -> Result<Self, SimError> {
+    pub fn new(algo: A, config: SimConfig) -> Result<Self, SimError> {
+        Self::with_workload(algo, KvWorkload::default(), config)
+    }
+}
+
+impl<A: Algorithm, W: Workload> Simulation<A, W> {
+    /// Builds the cluster (every replica from empty durable state) running `workload`'s
+    /// service, and schedules the fault plan, the clients and the watchers.
+    ///
+    /// # Errors
+    /// As [`Simulation::new`].
+    pub fn with_workload(mut algo: A, mut workload: W, mut config: SimConfig) -> Result<Self, SimError> {
         config.validate()?;
         let mut rng = SeededRng::new(config.seed);
         algo.vary(&mut rng);
+        workload.shape(&mut rng, &mut config.clients);
         let ids: Vec<NodeId> = (1..=config.nodes as u64).map(NodeId).collect();
         let initial = Membership::new(ids.iter().copied());
         let mut checkers = generic_checkers(config.liveness_bound, algo.elects_leader());
         checkers.extend(algo.checkers(&config));
-        let mut nodes = Vec::with_capacity(ids.len());
-        for &id in &ids {
-            let replica = algo
-                .build(id, &initial, Recovered::default(), rng.fork(), Instant::ZERO)
-                .map_err(|reason| SimError::Build { node: id, reason })?;
-            let info = Some(algo.info(&replica));
-            nodes.push(SimNode {
+        let nodes = ids
+            .iter()
+            .map(|&id| SimNode {
                 id,
-                replica: Some(replica),
+                replica: None,
                 incarnation: 0,
-                store: MemStore::new(),
+                disk: SimDisk::new(),
                 disk_queue: VecDeque::new(),
                 disk_busy: false,
-                kv: KvStore::new(),
                 timer: None,
                 timer_generation: 0,
-                reads: HashMap::new(),
-                waiting_reads: Vec::new(),
-                next_compaction: 0,
-                info,
+                requests: HashMap::new(),
+                watches: HashMap::new(),
+                info: None,
                 crash_after_sync: None,
-            });
-        }
+                refuses: None,
+            })
+            .collect();
         let mut queue = crate::queue::EventQueue::new();
-        for node in 0..nodes.len() {
-            queue.push(Instant::ZERO, Ev::Start { node });
-        }
         for (at, fault) in &config.faults.actions {
             queue.push(*at, Ev::Fault(fault.clone()));
         }
-        let n = ids.len() as u64;
+        let n = ids.len();
+        let endpoints = |rng: &mut SeededRng| {
+            // Each client knows every node, starting from a different one.
+            let first = usize::try_from(rng.gen_range(0..n as u64)).unwrap_or(0);
+            Endpoints::new((0..n).map(|i| (first + i) % n).collect())
+        };
         let clients = (0..config.clients.count)
             .map(|c| {
                 queue.push(Instant::ZERO + config.clients.think_max, Ev::ClientWake { client: c });
-                Client { guess: usize::try_from(rng.gen_range(0..n)).unwrap_or(0), current: None }
+                SimClient {
+                    endpoints: endpoints(&mut rng),
+                    sessions: SessionPool::new(1 + c as u64),
+                    current: None,
+                    next_wake: None,
+                    attempts: 0,
+                }
+            })
+            .collect();
+        let watchers = (0..workload.watchers())
+            .map(|w| {
+                let first = Instant::ZERO + config.clients.think_max;
+                queue.push(first, Ev::WatchWake { watcher: w });
+                SimWatcher {
+                    endpoints: endpoints(&mut rng),
+                    node: None,
+                    generation: 0,
+                    opening: None,
+                    stream_clock: Instant::ZERO,
+                    next_wake: Some(first),
+                }
             })
             .collect();
         let end = Instant::ZERO + config.duration;
-        let clients_stop_at = Instant::from_nanos(end.as_nanos().saturating_sub(duration_nanos(config.settle)));
-        debug!(target: "ballot_sim", seed = config.seed, nodes = config.nodes, settings = %algo.settings(), "simulation starts");
+        let quiet = duration_nanos(config.settle) + duration_nanos(workload.wind_down());
+        let clients_stop_at = Instant::from_nanos(end.as_nanos().saturating_sub(quiet));
+        debug!(target: "ballot_sim", seed = config.seed, nodes = config.nodes, settings = %algo.settings(), service = workload.name(), "simulation starts");
         debug!(target: "ballot_sim", disk = ?config.disk, clients = ?config.clients, network = ?config.network, "world");
         for (at, f) in &config.faults.actions {
             debug!(target: "ballot_sim", "planned fault at {at:?}: {f:?}");
@@ -400,6 +492,7 @@ impl<A: Algorithm> Simulation<A> {
         let config_network = config.network;
         let mut sim = Simulation {
             algo,
+            workload,
             network: Network::new(config.network),
             config,
             ids,
@@ -409,17 +502,18 @@ impl<A: Algorithm> Simulation<A> {
             queue,
             nodes,
             clients,
+            watchers,
             clients_stop_at,
             history: History::new(),
-            next_value: 1,
-            proposals: BTreeMap::new(),
-            next_proposal: 1,
-            next_read: 1,
+            codec: Codec::default(),
+            next_request: 1,
+            sent: HashMap::new(),
             checkers,
             // A cluster starts healthy unless the seed starts it in bad weather.
             healed_since: (!lossy(&config_network)).then_some(Instant::ZERO),
             last_success: None,
             committed: HashMap::new(),
+            effects: HashMap::new(),
             max_applied: 0,
             stats: RunStats { runs: 1, ..RunStats::default() },
             step_applied: Vec::new(),
@@ -427,10 +521,34 @@ impl<A: Algorithm> Simulation<A> {
             restoring_membership: false,
             client_pin: None,
         };
-        for node in 0..sim.nodes.len() {
-            sim.draw_next_compaction(node);
+        for i in 0..sim.nodes.len() {
+            sim.boot(i).map_err(|reason| SimError::Build { node: sim.ids[i], reason })?;
+            sim.queue.push(Instant::ZERO, Ev::Start { node: i });
         }
         Ok(sim)
+    }
+
+    /// Builds node `i`'s replica from its disk.
+    fn boot(&mut self, i: usize) -> Result<(), String> {
+        let id = self.ids[i];
+        let recovered = self.nodes[i].disk.recover()?;
+        let protocol = self.algo.build(id, &self.initial, recovered, self.rng.fork(), self.now)?;
+        let snapshot_every = match self.config.compaction {
+            Some((lo, hi)) => self.rng.gen_range(lo..hi + 1),
+            None => u64::MAX / 2,
+        };
+        let cfg = ReplicaConfig {
+            request_timeout: self.config.clients.op_timeout,
+            snapshot_every,
+            session_capacity: self.config.session_capacity,
+            report_applied: true,
+            ..ReplicaConfig::default()
+        };
+        let replica = Replica::new(protocol, self.workload.service(), cfg);
+        let n = &mut self.nodes[i];
+        n.info = Some(self.algo.info(replica.protocol()));
+        n.replica = Some(replica);
+        Ok(())
     }
 
     /// Virtual time now.
@@ -451,29 +569,54 @@ impl<A: Algorithm> Simulation<A> {
         &self.algo
     }
 
+    /// The workload.
+    #[must_use]
+    pub fn workload(&self) -> &W {
+        &self.workload
+    }
+
     /// The node ids, `n1..=nN`.
     #[must_use]
     pub fn ids(&self) -> &[NodeId] {
         &self.ids
     }
 
-    /// Replica `id`, or `None` while it is crashed (or if there is no such node).
+    /// Node `id`'s protocol, or `None` while it is crashed (or if there is no such node).
     #[must_use]
     pub fn replica(&self, id: NodeId) -> Option<&A::Protocol> {
-        self.node_index(id).and_then(|i| self.nodes[i].replica.as_ref())
+        self.node_index(id).and_then(|i| self.nodes[i].replica.as_ref()).map(Replica::protocol)
     }
 
-    /// The service state of node `id`.
+    /// Node `id`'s service, or `None` while it is crashed.
     #[must_use]
-    pub fn kv(&self, id: NodeId) -> Option<&KvStore> {
-        self.node_index(id).map(|i| &self.nodes[i].kv)
+    pub fn service(&self, id: NodeId) -> Option<&ServiceOf<W>> {
+        self.node_index(id).and_then(|i| self.nodes[i].replica.as_ref()).map(Replica::service)
+    }
+
+    /// The log index node `id`'s service has applied (0 while it is down).
+    #[must_use]
+    pub fn applied(&self, id: NodeId) -> u64 {
+        self.node_index(id).and_then(|i| self.nodes[i].replica.as_ref()).map_or(0, Replica::applied)
+    }
+
+    /// The digest of node `id`'s replicated state (service and sessions), or `None`
+    /// while it is down.
+    #[must_use]
+    pub fn digest(&self, id: NodeId) -> Option<[u8; 32]> {
+        self.node_index(id).and_then(|i| self.nodes[i].replica.as_ref()).map(Replica::digest)
     }
 
     /// What node `id` would recover from if it restarted now.
     #[must_use]
     pub fn durable(&self, id: NodeId) -> Option<Recovered<EntryOf<A>, HardStateOf<A>>> {
         let i = self.node_index(id)?;
-        self.nodes[i].store.clone().recover().ok()
+        self.nodes[i].disk.recover().ok()
+    }
+
+    /// Why node `id` refuses to start (its disk failed verification), if it does.
+    #[must_use]
+    pub fn refused(&self, id: NodeId) -> Option<&str> {
+        self.node_index(id).and_then(|i| self.nodes[i].refuses.as_deref())
     }
 
     /// The leader recognized by every live voter, if any.
@@ -591,11 +734,19 @@ impl<A: Algorithm> Simulation<A> {
         self.finish()
     }
 
-    /// Whether every node is up, knows the same commit index and has applied it, with
-    /// identical service states, and no client operation is in flight.
+    /// Whether every node that can run is up, knows the same commit index and has
+    /// applied it, with identical replicated states, no proposal is still open (the
+    /// service's own writes, such as lease revocations, settle too) and no client
+    /// operation is in flight.
     #[must_use]
     pub fn converged(&self) -> bool {
-        let mut it = self.nodes.iter().map(|n| Some((n.info?.commit_index, n.kv.applied(), n.kv.digest())));
+        let mut it = self.nodes.iter().filter(|n| n.refuses.is_none()).map(|n| {
+            let r = n.replica.as_ref()?;
+            if r.oldest_open_proposal().is_some() {
+                return None;
+            }
+            Some((n.info?.commit_index, r.applied(), r.digest()))
+        });
         let Some(Some(first)) = it.next() else { return false };
         first.0 == first.1 && it.all(|x| x == Some(first)) && self.clients.iter().all(|c| c.current.is_none())
     }
@@ -635,13 +786,14 @@ impl<A: Algorithm> Simulation<A> {
         linearizability::check_history(&self.history, self.config.lin_budget)
     }
 
-    fn dispatch(&mut self, ev: Ev<MessageOf<A>>) -> StepResult {
+    fn dispatch(&mut self, ev: Ev<MessageOf<A>, ResponseOf<W>, EventOf<W>>) -> StepResult {
         let node = match &ev {
             Ev::Start { node }
             | Ev::Deliver { to: node, .. }
             | Ev::Timer { node, .. }
             | Ev::DiskDone { node, .. }
-            | Ev::ClientArrive { node, .. } => Some(*node),
+            | Ev::ClientArrive { node, .. }
+            | Ev::WatchOpen { node, .. } => Some(*node),
             _ => None,
         };
         let _span = node.map(|i| tracing::debug_span!(target: "ballot_sim", "node", id = %self.ids[i]).entered());
@@ -676,16 +828,44 @@ impl<A: Algorithm> Simulation<A> {
             }
             Ev::DiskDone { node, incarnation } => self.disk_done(node, incarnation),
             Ev::ClientWake { client } => {
-                self.client_wake(client);
+                if self.clients[client].next_wake.is_some_and(|t| t <= self.now) {
+                    self.clients[client].next_wake = None;
+                }
+                self.client_poll(client);
                 Ok(())
             }
-            Ev::ClientArrive { node, client, op } => self.client_arrive(node, client, op),
-            Ev::ClientReply { client, op, reply } => {
-                self.client_reply(client, op, reply);
+            Ev::Connected { client, node, incarnation } => {
+                if self.nodes[node].replica.is_some() && self.nodes[node].incarnation == incarnation {
+                    self.clients[client].endpoints.connected(node);
+                    self.client_poll(client);
+                }
                 Ok(())
             }
-            Ev::ClientTimeout { client, op } => {
-                self.client_timeout(client, op);
+            Ev::ClientArrive { node, client, attempt, command } => self.client_arrive(node, client, attempt, command),
+            Ev::ClientReply { client, attempt, node, result } => {
+                self.client_reply(client, attempt, node, result);
+                Ok(())
+            }
+            Ev::WatchOpen { node, watcher, generation } => self.watch_open(node, watcher, generation),
+            Ev::WatchEvent { watcher, generation, event } => {
+                if self.watchers[watcher].generation == generation && self.watchers[watcher].node.is_some() {
+                    self.workload.watch_event(watcher, event, self.now);
+                    self.check(None, false)?;
+                }
+                Ok(())
+            }
+            Ev::WatchEnded { watcher, generation, error } => {
+                if self.watchers[watcher].generation == generation {
+                    self.workload.watch_ended(watcher, Some(&error), self.now);
+                    self.watch_lost(watcher);
+                }
+                Ok(())
+            }
+            Ev::WatchWake { watcher } => {
+                if self.watchers[watcher].next_wake.is_some_and(|t| t <= self.now) {
+                    self.watchers[watcher].next_wake = None;
+                }
+                self.watch_poll(watcher);
                 Ok(())
             }
             Ev::Fault(f) => self.apply_fault(f),
@@ -693,26 +873,15 @@ impl<A: Algorithm> Simulation<A> {
         }
     }
 
-    /// Drains node `i`'s outputs, takes a snapshot when due, re-arms its timer, refreshes
-    /// its info and runs the checkers.
+    /// Drains node `i`'s outputs, re-arms its timer, refreshes its info and runs the
+    /// checkers.
     fn after_input(&mut self, i: usize) -> StepResult {
         self.step_applied.clear();
         loop {
             let n = &mut self.nodes[i];
             let Some(replica) = n.replica.as_mut() else { break };
-            if let Some(out) = replica.poll_output() {
-                self.handle_output(i, out)?;
-                continue;
-            }
-            if self.config.compaction.is_some() && n.kv.applied() >= n.next_compaction && n.kv.applied() > 0 {
-                let (index, data) = (n.kv.applied(), n.kv.snapshot());
-                replica.compact(self.now, index, data);
-                self.stats.compactions += 1;
-                trace!(target: "ballot_sim", t = ?self.now, "{}: compact at {index}", n.id);
-                self.draw_next_compaction(i);
-                continue;
-            }
-            break;
+            let Some(out) = replica.poll_output() else { break };
+            self.handle_output(i, out)?;
         }
         let now = self.now;
         let n = &mut self.nodes[i];
@@ -729,17 +898,9 @@ impl<A: Algorithm> Simulation<A> {
                     n.timer_generation += 1;
                 }
             }
-            n.info = Some(self.algo.info(replica));
+            n.info = Some(self.algo.info(replica.protocol()));
         }
         self.check(Some(i), false)
-    }
-
-    fn draw_next_compaction(&mut self, i: usize) {
-        if let Some((lo, hi)) = self.config.compaction {
-            let every = self.rng.gen_range(lo..hi + 1);
-            let n = &mut self.nodes[i];
-            n.next_compaction = n.kv.applied() + every;
-        }
     }
 
     fn check(&mut self, node: Option<usize>, final_check: bool) -> StepResult {
@@ -749,22 +910,27 @@ impl<A: Algorithm> Simulation<A> {
             .map(|n| NodeView {
                 id: n.id,
                 incarnation: n.incarnation,
-                replica: n.replica.as_ref(),
+                replica: n.replica.as_ref().map(Replica::protocol),
                 info: n.info,
-                kv: &n.kv,
+                applied: n.replica.as_ref().map_or(0, Replica::applied),
+                // Encoding the whole state is costly: only the final checks compare it.
+                digest: if final_check { n.replica.as_ref().map(|r| fold(r.digest())) } else { None },
                 unsynced_writes: n.disk_queue.len(),
+                refuses_to_start: n.refuses.is_some(),
             })
             .collect();
+        let oracle = SentCommands { sent: &self.sent, codec: self.codec, workload: &self.workload };
         let obs = Observation {
             now: self.now,
             node: node.map(|i| self.ids[i]),
             applied: &self.step_applied,
             nodes: &views,
             healed_since: self.healed_since,
-            oldest_pending_proposal: self.proposals.values().next().map(|p| (self.ids[p.node], p.at)),
+            oldest_pending_proposal: self.oldest_pending(),
             last_client_success: self.last_success,
             clients_active: self.now < self.clients_stop_at && !self.clients.is_empty(),
             history: &self.history,
+            commands: &oracle,
             final_check,
         };
         for c in &mut self.checkers {
@@ -774,7 +940,25 @@ impl<A: Algorithm> Simulation<A> {
                 return Err(self.violation(name, details));
             }
         }
+        let view = ServiceView {
+            now: self.now,
+            services: self.nodes.iter().map(|n| (n.id, n.replica.as_ref().map(Replica::service))).collect(),
+            history: &self.history,
+            final_check,
+        };
+        if let Err((name, details)) = self.workload.check(&view) {
+            drop(view);
+            return Err(self.violation(name, details));
+        }
         Ok(())
+    }
+
+    /// The oldest proposal a live node made and has seen neither applied nor failed.
+    fn oldest_pending(&self) -> Option<(NodeId, Instant)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| Some((n.id, n.replica.as_ref()?.oldest_open_proposal()?)))
+            .min_by_key(|(_, t)| *t)
     }
 
     fn round_trip<T: Serialize + DeserializeOwned>(&self, what: &str, value: T) -> Result<T, Box<Violation>> {
@@ -787,10 +971,10 @@ impl<A: Algorithm> Simulation<A> {
             .map_err(|e| self.violation("Serialization", format!("a {what} did not deserialize: {e}")))
     }
 
-    fn handle_output(&mut self, i: usize, out: Output<MessageOf<A>, EntryOf<A>, HardStateOf<A>>) -> StepResult {
+    fn handle_output(&mut self, i: usize, out: NodeOutput<A, W>) -> StepResult {
         let now = self.now;
         match out {
-            Output::Send { to, message } => {
+            ReplicaOutput::Send { to, message } => {
                 let message = self.round_trip("message", message)?;
                 let Some(j) = self.node_index(to) else {
                     self.network.stats.sent += 1;
@@ -805,7 +989,7 @@ impl<A: Algorithm> Simulation<A> {
                     self.queue.push(now + *last, Ev::Deliver { from: i, to: j, message });
                 }
             }
-            Output::Persist(mut batch) => {
+            ReplicaOutput::Persist(mut batch) => {
                 if self.config.serialize {
                     batch.entries = self.round_trip("log entry batch", std::mem::take(&mut batch.entries))?;
                     batch.hard_state = self.round_trip("hard state", batch.hard_state.take())?;
@@ -815,33 +999,39 @@ impl<A: Algorithm> Simulation<A> {
                 self.nodes[i].disk_queue.push_back(batch);
                 self.schedule_disk(i);
             }
-            Output::Apply(apply) => self.apply(i, apply)?,
-            Output::ReadReady { id, index } => {
-                let n = &mut self.nodes[i];
-                if let Some(r) = n.reads.remove(&id) {
-                    if n.kv.applied() >= index {
-                        let v = n.kv.get(r.key);
-                        self.reply(r.client, r.op, Reply::Done(KvOutput::Value(v)));
+            ReplicaOutput::Reply { request, result, .. } => {
+                if let Some((client, attempt)) = self.nodes[i].requests.remove(&request) {
+                    if client == TEST_CLIENT {
+                        self.test_reply(attempt, result);
                     } else {
-                        n.waiting_reads.push((index, r));
+                        let d = self.network.client_delay(&mut self.rng);
+                        self.queue.push(now + d, Ev::ClientReply { client, attempt, node: i, result });
                     }
                 }
             }
-            Output::ReadFailed { id, error } => {
-                if let Some(r) = self.nodes[i].reads.remove(&id) {
-                    self.reply(r.client, r.op, Reply::Rejected(error));
+            ReplicaOutput::WatchEvent { watch, event } => {
+                if let Some(&(watcher, generation)) = self.nodes[i].watches.get(&watch) {
+                    let at = self.stream_arrival(watcher);
+                    self.queue.push(at, Ev::WatchEvent { watcher, generation, event });
                 }
             }
-            Output::ProposalFailed { id, error } => {
-                if let Some(p) = self.proposals.remove(&id) {
-                    let reply = match error {
-                        ProposeError::LeadershipLost => Reply::Unknown,
-                        e => Reply::Rejected(e),
-                    };
-                    self.reply(p.client, p.op, reply);
+            ReplicaOutput::WatchEnded { watch, error } => {
+                if let Some((watcher, generation)) = self.nodes[i].watches.remove(&watch) {
+                    let at = self.stream_arrival(watcher);
+                    self.queue.push(at, Ev::WatchEnded { watcher, generation, error });
                 }
             }
-            Output::Event(e) => {
+            ReplicaOutput::Applied { item, fresh } => {
+                // The replica has applied nothing since: its digest is the state after
+                // `item`. Taken at every eighth index and at every restore (a digest
+                // encodes the whole state).
+                let sampled = matches!(item, Apply::Restore(_)) || item.index().is_multiple_of(DIGEST_EVERY);
+                let digest = sampled.then(|| self.nodes[i].replica.as_ref().map(|r| fold(r.digest()))).flatten();
+                self.applied_item(i, item, digest, fresh)?;
+            }
+            ReplicaOutput::Snapshot { .. } => self.stats.compactions += 1,
+            ReplicaOutput::ProposalFailed => {}
+            ReplicaOutput::Event(e) => {
                 if e == Event::RoleChanged(Role::Leader) {
                     self.stats.elections += 1;
                 }
@@ -851,55 +1041,53 @@ impl<A: Algorithm> Simulation<A> {
         Ok(())
     }
 
-    fn apply(&mut self, i: usize, apply: Apply) -> StepResult {
-        let now = self.now;
-        let n = &mut self.nodes[i];
-        match &apply {
-            Apply::Command { index, command, proposal } => {
-                match KvCommand::decode(command) {
-                    Ok(cmd) => {
-                        let out = n.kv.apply(*index, &cmd);
-                        trace!(target: "ballot_sim", t = ?now, "{}: apply {index} {cmd:?} -> {out:?}", n.id);
-                        self.committed.entry(OpId(cmd.op)).or_insert(*index);
-                        if *index > self.max_applied {
-                            self.stats.commands_committed += 1;
-                        }
-                        if let Some(pid) = proposal
-                            && let Some(p) = self.proposals.remove(pid)
-                        {
-                            self.reply(p.client, p.op, Reply::Done(out));
-                        }
+    /// Records what node `i` applied, for the checkers and statistics.
+    fn applied_item(&mut self, i: usize, item: Apply, digest: Option<u64>, fresh: bool) -> StepResult {
+        match &item {
+            Apply::Command { index, command, .. } => {
+                if let Ok(Command { session, request }) = self.codec.decode::<Command<RequestOf<W>>>(command) {
+                    if let Some(op) = session.and_then(|s| self.sent.get(&s)).and_then(|(op, _)| *op) {
+                        self.committed.entry(op).or_insert(*index);
                     }
-                    // The Validity checker reports it after this step.
-                    Err(_) => n.kv.skip(*index),
+                    if *index > self.max_applied {
+                        self.stats.commands_committed += 1;
+                    }
+                    if fresh {
+                        self.check_effect(i, *index, &request)?;
+                    }
                 }
+                trace!(target: "ballot_sim", t = ?self.now, "{}: apply {index}", self.ids[i]);
             }
-            Apply::Internal { index } => n.kv.skip(*index),
-            Apply::Checkpoint { .. } => {}
             Apply::Restore(s) => {
-                if let Err(e) = n.kv.restore(s) {
-                    let id = n.id;
-                    return Err(self.violation("SnapshotIntegrity", format!("{id} was handed a bad snapshot: {e}")));
-                }
                 self.stats.restores += 1;
-                trace!(target: "ballot_sim", t = ?now, "{}: restore snapshot at {}", n.id, s.meta.index);
+                trace!(target: "ballot_sim", t = ?self.now, "{}: restore snapshot at {}", self.ids[i], s.meta.index);
             }
+            Apply::Internal { .. } | Apply::Checkpoint { .. } => {}
         }
-        let n = &mut self.nodes[i];
-        self.max_applied = self.max_applied.max(n.kv.applied());
-        self.step_applied.push(AppliedItem { apply, digest: n.kv.digest() });
-        // Reads waiting for this index can be answered now.
-        let applied = n.kv.applied();
-        if n.waiting_reads.iter().any(|(ix, _)| *ix <= applied) {
-            let (ready, waiting): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut n.waiting_reads).into_iter().partition(|(ix, _)| *ix <= applied);
-            n.waiting_reads = waiting;
-            for (_, r) in ready {
-                let v = self.nodes[i].kv.get(r.key);
-                self.reply(r.client, r.op, Reply::Done(KvOutput::Value(v)));
-            }
-        }
+        self.max_applied = self.max_applied.max(item.index());
+        self.step_applied.push(AppliedItem { apply: item, digest });
         Ok(())
+    }
+
+    /// **Exactly once**: a write with a unique effect (a unique written value) is applied
+    /// by the service at one log index only, however many leaders and retries it crossed:
+    /// every other copy of it in the log must have been answered from the session table.
+    fn check_effect(&mut self, i: usize, index: u64, request: &RequestOf<W>) -> StepResult {
+        let Some(key) = self.workload.effect_key(request) else { return Ok(()) };
+        match self.effects.get(&key) {
+            None => {
+                self.effects.insert(key, (index, self.ids[i]));
+                Ok(())
+            }
+            Some(&(first, _)) if first == index => Ok(()),
+            Some(&(first, by)) => {
+                let node = self.ids[i];
+                Err(self.violation(
+                    "ExactlyOnce",
+                    format!("{node} applied at index {index} a write already applied at index {first} (by {by}): {request:?}"),
+                ))
+            }
+        }
     }
 
     fn schedule_disk(&mut self, i: usize) {
@@ -924,7 +1112,7 @@ impl<A: Algorithm> Simulation<A> {
         let count = if group { n.disk_queue.len() } else { 1 };
         let batches: Vec<_> = n.disk_queue.drain(..count.min(n.disk_queue.len())).collect();
         let Some(last) = batches.last().map(|b| b.id) else { return Ok(()) };
-        if let Err(e) = n.store.write(&batches) {
+        if let Err(e) = n.disk.write(&batches) {
             let id = n.id;
             return Err(self.violation("Storage", format!("{id}: in-memory store failed: {e}")));
         }
@@ -942,145 +1130,154 @@ impl<A: Algorithm> Simulation<A> {
         Ok(())
     }
 
-    fn reply(&mut self, client: usize, op: OpId, reply: Reply) {
-        if client == TEST_CLIENT {
-            // Operations submitted by tests complete when their node answers.
-            let outcome = match reply {
-                Reply::Done(output) => Outcome::Ok { at: self.now, output },
-                Reply::Rejected(_) => Outcome::Failed,
-                Reply::Unknown => Outcome::Indeterminate,
-            };
-            self.history.resolve(op, outcome);
+    // ----- clients -----
+
+    /// Schedules a wake-up of client `c` at `at`, unless an earlier one is pending.
+    fn wake_client(&mut self, c: usize, at: Instant) {
+        let client = &mut self.clients[c];
+        if client.next_wake.is_some_and(|w| w <= at && w > self.now) {
             return;
         }
-        let d = self.network.client_delay(&mut self.rng);
-        self.queue.push(self.now + d, Ev::ClientReply { client, op, reply });
+        client.next_wake = Some(at);
+        self.queue.push(at.max(self.now), Ev::ClientWake { client: c });
     }
 
-    fn random_node(&mut self) -> usize {
-        usize::try_from(self.rng.gen_range(0..self.nodes.len() as u64)).unwrap_or(0)
-    }
-
-    fn client_wake(&mut self, c: usize) {
-        let now = self.now;
-        match &self.clients[c].current {
-            Some(f) if f.outstanding => {}
-            Some(_) => self.send_attempt(c),
-            None if now < self.clients_stop_at => {
-                let cfg = self.config.clients;
-                let key = self.rng.gen_range(0..cfg.keys);
-                let input = if self.rng.gen_bool(cfg.read_ratio) {
-                    KvInput::Get
-                } else {
-                    let value = self.next_value;
-                    self.next_value += 1;
-                    match self.rng.gen_range(0..10) {
-                        0..=4 => KvInput::Put(value),
-                        5..=8 => {
-                            // Expect a recent value (or absence) so that some CAS succeed.
-                            let back = self.rng.gen_range(1..6);
-                            let expected = value.checked_sub(back).filter(|&v| v > 0);
-                            KvInput::Cas { expected, new: value }
-                        }
-                        _ => KvInput::Delete,
+    /// Moves client `c`'s call on as far as it can go now, or starts its next operation.
+    fn client_poll(&mut self, c: usize) {
+        if self.clients[c].current.is_none() {
+            self.start_op(c);
+        }
+        loop {
+            let now = self.now;
+            let client = &mut self.clients[c];
+            let Some(call) = client.current.as_mut() else { return };
+            match call.call.poll(now, &mut client.endpoints) {
+                Step::Connect(node) => {
+                    // A live node accepts the connection after a round trip; a dead one never
+                    // answers and the call gives up on it by itself.
+                    if self.nodes[node].replica.is_some() {
+                        let d = self.network.client_delay(&mut self.rng) * 2;
+                        let incarnation = self.nodes[node].incarnation;
+                        self.queue.push(now + d, Ev::Connected { client: c, node, incarnation });
                     }
-                };
-                let op = self.history.invoke(c, key, input, now);
-                let deadline = now + cfg.op_timeout;
-                self.clients[c].current = Some(InFlight { op, outstanding: false, deadline });
-                self.queue.push(deadline, Ev::ClientTimeout { client: c, op });
-                self.send_attempt(c);
+                }
+                Step::Send { to, reply_by } => {
+                    // (A pin applies to calls started after it: see `start_op`.)
+                    client.attempts += 1;
+                    call.attempt = client.attempts;
+                    let (attempt, command) = (call.attempt, call.command.clone());
+                    let d = self.network.client_delay(&mut self.rng);
+                    self.queue.push(now + d, Ev::ClientArrive { node: to, client: c, attempt, command });
+                    self.wake_client(c, reply_by);
+                    return;
+                }
+                Step::Wait(at) => {
+                    self.wake_client(c, at);
+                    return;
+                }
+                Step::Done(result) => {
+                    self.finish_op(c, result);
+                    return;
+                }
             }
-            None => {}
         }
     }
 
-    fn send_attempt(&mut self, c: usize) {
-        let d = self.network.client_delay(&mut self.rng);
+    fn start_op(&mut self, c: usize) {
+        let now = self.now;
+        if now >= self.clients_stop_at {
+            return;
+        }
+        let cfg = self.config.clients;
+        let Some(PlannedOp { request, model }) = self.workload.next_op(&mut self.rng, c, now, &cfg) else {
+            let think = self.rng.gen_range(1..duration_nanos(cfg.think_max) + 2);
+            self.wake_client(c, now + Duration::from_nanos(think));
+            return;
+        };
+        let op = model.map(|(key, input)| self.history.invoke(c, key, input, now));
+        let write = W::Service::route(&request) == ballot_core::service::Route::Write;
         let client = &mut self.clients[c];
-        let Some(f) = client.current.as_mut() else { return };
-        f.outstanding = true;
-        let ev = Ev::ClientArrive { node: self.client_pin.unwrap_or(client.guess), client: c, op: f.op };
-        self.queue.push(self.now + d, ev);
+        let session = client.sessions.take(|| 0);
+        let Ok(command) = self.codec.encode(&Command { session: Some(session), request: request.clone() }) else {
+            return;
+        };
+        self.sent.insert(session, (op, command.clone()));
+        let policy = cfg.policy();
+        let seed = self.rng.next_u64();
+        let call = match self.client_pin {
+            Some(node) => Call::pinned(now, &policy, write, seed, node),
+            None => Call::new(now, &policy, write, seed),
+        };
+        client.current = Some(ClientCall { op, request, call, command, session, attempt: 0, response: None });
     }
 
-    fn client_arrive(&mut self, i: usize, client: usize, op: OpId) -> StepResult {
-        if let Err(e) = self.request(i, client, op) {
-            self.reply(client, op, Reply::Rejected(e));
+    fn finish_op(&mut self, c: usize, result: Result<(), CallError>) {
+        let now = self.now;
+        let Some(call) = self.clients[c].current.take() else { return };
+        let outcome = match result {
+            Ok(()) => match call.response {
+                Some(r) => CallOutcome::Ok(r),
+                None => CallOutcome::Unknown,
+            },
+            Err(CallError::OutcomeUnknown { .. }) => CallOutcome::Unknown,
+            Err(CallError::Server(e)) if e.is_outcome_unknown() => CallOutcome::Unknown,
+            Err(CallError::Server(e)) => CallOutcome::Failed(e),
+            Err(CallError::Unreachable { last }) => CallOutcome::Failed(ClientError::Unavailable(last)),
+        };
+        // Only a finished call gives its session back (a cancelled one could still apply).
+        self.clients[c].sessions.give_back(call.session);
+        if let Some(op) = call.op {
+            let history_outcome = match &outcome {
+                CallOutcome::Ok(r) => match self.workload.model_output(r) {
+                    Some(output) => {
+                        self.last_success = Some(now);
+                        Outcome::Ok { at: now, output }
+                    }
+                    None => Outcome::Failed,
+                },
+                CallOutcome::Failed(_) => Outcome::Failed,
+                CallOutcome::Unknown => Outcome::Indeterminate,
+            };
+            self.history.resolve(op, history_outcome);
+        } else if matches!(outcome, CallOutcome::Ok(_)) {
+            self.last_success = Some(now);
         }
+        self.workload.completed(c, &call.request, &outcome, now);
+        let think = self.rng.gen_range(0..duration_nanos(self.config.clients.think_max) + 1);
+        self.wake_client(c, now + Duration::from_nanos(think));
+    }
+
+    fn client_arrive(&mut self, i: usize, client: usize, attempt: u64, command: Bytes) -> StepResult {
+        let now = self.now;
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        let n = &mut self.nodes[i];
+        // A crashed node refuses the connection: the request reaches no replica.
+        let Some(replica) = n.replica.as_mut() else { return Ok(()) };
+        n.requests.insert(id, (client, attempt));
+        replica.request_command(now, id, command);
         self.after_input(i)
     }
 
-    /// Hands operation `op` to node `i`: a read barrier or a proposal.
-    fn request(&mut self, i: usize, client: usize, op: OpId) -> Result<(), ProposeError> {
-        let Some(o) = self.history.get(op) else { return Err(ProposeError::Stopped) };
-        let (key, input) = (o.key, o.input);
+    fn client_reply(&mut self, c: usize, attempt: u64, node: usize, result: Result<ResponseOf<W>, ClientError>) {
         let now = self.now;
-        let n = &mut self.nodes[i];
-        // A crashed node refuses the connection: the request reaches no replica.
-        let replica = n.replica.as_mut().ok_or(ProposeError::NotLeader { leader: None })?;
-        if input == KvInput::Get {
-            let id = ReadId(self.next_read);
-            self.next_read += 1;
-            replica.read(now, id)?;
-            n.reads.insert(id, PendingRead { client, op, key });
-        } else {
-            let id = ProposalId(self.next_proposal);
-            self.next_proposal += 1;
-            let cmd = KvCommand { op: op.0, key, input };
-            replica.propose(now, id, cmd.encode())?;
-            self.proposals.insert(id, PendingProposal { node: i, client, op, at: now });
-        }
-        Ok(())
-    }
-
-    fn client_reply(&mut self, c: usize, op: OpId, reply: Reply) {
-        let now = self.now;
-        let Some(f) = self.clients[c].current.as_mut().filter(|f| f.op == op) else { return };
-        f.outstanding = false;
-        let deadline = f.deadline;
-        let think = self.config.clients.think_max;
-        match reply {
-            Reply::Done(output) => {
-                self.history.resolve(op, Outcome::Ok { at: now, output });
-                self.last_success = Some(now);
-                self.next_op_after(c, think);
+        let client = &mut self.clients[c];
+        // Replies to earlier attempts arrive on streams the client already dropped.
+        let Some(call) = client.current.as_mut().filter(|call| call.attempt == attempt) else { return };
+        let answer = match result {
+            Ok(response) => {
+                call.response = Some(response);
+                Answer::Done
             }
-            Reply::Unknown => {
-                self.history.resolve(op, Outcome::Indeterminate);
-                self.next_op_after(c, think);
+            Err(error @ ClientError::NotLeader { leader, .. }) => {
+                let leader =
+                    leader.and_then(|l| usize::try_from(l.0.checked_sub(1)?).ok()).filter(|&l| l < self.nodes.len());
+                Answer::Redirect { leader, error }
             }
-            Reply::Rejected(e) => {
-                match e {
-                    ProposeError::NotLeader { leader: Some(l) } if self.node_index(l).is_some() => {
-                        self.clients[c].guess = self.node_index(l).unwrap_or(0);
-                    }
-                    ProposeError::Busy | ProposeError::Unavailable(_) => {}
-                    _ => self.clients[c].guess = self.random_node(),
-                }
-                let backoff = Duration::from_nanos(
-                    self.rng.gen_range(1_000_000..duration_nanos(self.config.clients.backoff_max).max(1_000_001)),
-                );
-                if now + backoff < deadline {
-                    self.queue.push(now + backoff, Ev::ClientWake { client: c });
-                }
-                // Otherwise the timeout ends the operation as failed.
-            }
-        }
-    }
-
-    fn next_op_after(&mut self, c: usize, think_max: Duration) {
-        self.clients[c].current = None;
-        let d = self.rng.gen_range(0..duration_nanos(think_max) + 1);
-        self.queue.push(self.now + Duration::from_nanos(d), Ev::ClientWake { client: c });
-    }
-
-    fn client_timeout(&mut self, c: usize, op: OpId) {
-        let Some(f) = self.clients[c].current.as_ref().filter(|f| f.op == op) else { return };
-        let outcome = if f.outstanding { Outcome::Indeterminate } else { Outcome::Failed };
-        self.history.resolve(op, outcome);
-        let think = self.config.clients.think_max;
-        self.next_op_after(c, think);
+            Err(error) => Answer::Error(error),
+        };
+        call.call.on_answer(now, &mut client.endpoints, node, answer);
+        self.client_poll(c);
     }
 
     /// Submits a client operation directly to node `id` now, outside the simulated
@@ -1090,42 +1287,144 @@ impl<A: Algorithm> Simulation<A> {
     ///
     /// # Errors
     /// The outer error is a violation found while the node handled the request; the
-    /// inner one is the node's refusal ([`ProposeError::Stopped`] for an unknown or
+    /// inner one is the node's refusal ([`ClientError::Unavailable`] for an unknown or
     /// crashed node).
-    pub fn submit(
-        &mut self,
-        id: NodeId,
-        key: Key,
-        input: KvInput,
-    ) -> Result<Result<OpId, ProposeError>, Box<Violation>> {
+    pub fn submit(&mut self, id: NodeId, key: Key, input: KvInput) -> Result<Result<OpId, ClientError>, Box<Violation>>
+    where
+        W: SubmitKv,
+    {
         let Some(i) = self.node_index(id).filter(|&i| self.nodes[i].replica.is_some()) else {
-            return Ok(Err(ProposeError::Stopped));
+            return Ok(Err(ClientError::Unavailable("no such node, or it is down".into())));
         };
-        let input = match input {
-            KvInput::Put(_) => KvInput::Put(self.fresh_value()),
-            KvInput::Cas { expected, .. } => KvInput::Cas { expected, new: self.fresh_value() },
-            other => other,
-        };
+        let input = self.workload.fresh(input);
         let op = self.history.invoke(TEST_CLIENT, key, input, self.now);
-        let result = self.request(i, TEST_CLIENT, op);
-        if result.is_err() {
-            self.history.resolve(op, Outcome::Failed);
+        let request = W::request(key, input);
+        let session = Session { client: u64::MAX - op.0, seq: 1 };
+        let Ok(command) = self.codec.encode(&Command { session: Some(session), request }) else {
+            return Ok(Err(ClientError::Internal("cannot encode".into())));
+        };
+        self.sent.insert(session, (Some(op), command.clone()));
+        let rid = RequestId(self.next_request);
+        self.next_request += 1;
+        self.nodes[i].requests.insert(rid, (TEST_CLIENT, op.0));
+        if let Some(replica) = self.nodes[i].replica.as_mut() {
+            replica.request_command(self.now, rid, command);
         }
         self.after_input(i)?;
-        Ok(result.map(|()| op))
+        // A refusal comes back at once; record it.
+        match self.history.get(op).map(|o| o.outcome) {
+            Some(Outcome::Failed) => Ok(Err(ClientError::Unavailable("refused".into()))),
+            _ => Ok(Ok(op)),
+        }
     }
 
-    fn fresh_value(&mut self) -> u64 {
-        let v = self.next_value;
-        self.next_value += 1;
-        v
+    /// A node answered an operation submitted by a test.
+    fn test_reply(&mut self, op: u64, result: Result<ResponseOf<W>, ClientError>) {
+        let outcome = match result {
+            Ok(r) => match self.workload.model_output(&r) {
+                Some(output) => Outcome::Ok { at: self.now, output },
+                None => Outcome::Failed,
+            },
+            Err(e) if e.is_outcome_unknown() => Outcome::Indeterminate,
+            Err(_) => Outcome::Failed,
+        };
+        self.history.resolve(OpId(op), outcome);
     }
+
+    // ----- watchers -----
+
+    /// Schedules a wake-up of watcher `w` at `at`, unless an earlier one is pending.
+    fn wake_watcher(&mut self, w: usize, at: Instant) {
+        let watcher = &mut self.watchers[w];
+        if watcher.next_wake.is_some_and(|t| t <= at && t > self.now) {
+            return;
+        }
+        watcher.next_wake = Some(at);
+        self.queue.push(at.max(self.now), Ev::WatchWake { watcher: w });
+    }
+
+    /// When the next item of watcher `w`'s stream arrives: after a network delay, and
+    /// never before the items sent on the stream earlier.
+    fn stream_arrival(&mut self, w: usize) -> Instant {
+        let d = self.network.client_delay(&mut self.rng);
+        let watcher = &mut self.watchers[w];
+        watcher.stream_clock = (self.now + d).max(watcher.stream_clock);
+        watcher.stream_clock
+    }
+
+    fn watch_poll(&mut self, w: usize) {
+        let now = self.now;
+        if now >= self.clients_stop_at || self.watchers[w].node.is_some() {
+            return;
+        }
+        let policy = self.config.clients.policy();
+        let seed = self.rng.next_u64();
+        let wake = loop {
+            let watcher = &mut self.watchers[w];
+            let call = watcher.opening.get_or_insert_with(|| Call::new(now, &policy, false, seed).served_by_any_node());
+            match call.poll(now, &mut watcher.endpoints) {
+                Step::Connect(node) => {
+                    // Connections are modelled at once for watchers: only the stream matters.
+                    if self.nodes[node].replica.is_some() {
+                        watcher.endpoints.connected(node);
+                    }
+                }
+                Step::Send { to, reply_by } => {
+                    watcher.generation += 1;
+                    let generation = watcher.generation;
+                    let d = self.network.client_delay(&mut self.rng);
+                    self.queue.push(now + d, Ev::WatchOpen { node: to, watcher: w, generation });
+                    break reply_by;
+                }
+                Step::Wait(at) => break at,
+                Step::Done(_) => {
+                    // Gave up for now: try again later.
+                    watcher.opening = None;
+                    break now + policy.backoff_max;
+                }
+            }
+        };
+        self.wake_watcher(w, wake);
+    }
+
+    fn watch_open(&mut self, i: usize, w: usize, generation: u64) -> StepResult {
+        let now = self.now;
+        if self.watchers[w].generation != generation {
+            return Ok(());
+        }
+        let Some(request) = self.workload.watch_request(w) else { return Ok(()) };
+        let id = WatchId(self.next_request);
+        self.next_request += 1;
+        let n = &mut self.nodes[i];
+        let Some(replica) = n.replica.as_mut() else { return Ok(()) };
+        n.watches.insert(id, (w, generation));
+        replica.open_watch(now, id, request);
+        let watcher = &mut self.watchers[w];
+        if let Some(mut call) = watcher.opening.take() {
+            call.on_answer(now, &mut watcher.endpoints, i, Answer::Done);
+        }
+        watcher.node = Some(i);
+        self.after_input(i)
+    }
+
+    /// Watcher `w`'s stream is gone: it reconnects (to any node) from where it was.
+    fn watch_lost(&mut self, w: usize) {
+        let watcher = &mut self.watchers[w];
+        if let Some(node) = watcher.node.take() {
+            watcher.endpoints.disconnected(&node);
+        }
+        watcher.generation += 1;
+        watcher.opening = None;
+        let at = self.now + self.config.clients.backoff_max;
+        self.wake_watcher(w, at);
+    }
+
+    // ----- faults -----
 
     /// Applies a fault now (scripted scenarios use this; fault plans schedule it).
     ///
     /// # Errors
-    /// The first violation found while doing so (for example a replica that cannot be
-    /// rebuilt from its durable state).
+    /// The first violation found while doing so.
     pub fn apply_fault(&mut self, fault: Fault) -> StepResult {
         debug!(target: "ballot_sim", t = ?self.now, "fault: {fault:?}");
         *self.stats.faults.entry(fault.kind()).or_default() += 1;
@@ -1176,6 +1475,17 @@ impl<A: Algorithm> Simulation<A> {
                     self.network.partition(&self.ids, &[vec![self.ids[l]]]);
                 }
             }
+            Fault::CorruptDisk(id) => {
+                self.healed_since = None;
+                if let Some(i) = self.node_index(id) {
+                    // Bit rot strikes a stopped disk: crash the node first if it runs.
+                    self.crash(i)?;
+                    if let Some(what) = self.nodes[i].disk.corrupt(&mut self.rng) {
+                        debug!(target: "ballot_sim", t = ?self.now, "{id}: corrupted {what}");
+                        self.stats.corruptions += 1;
+                    }
+                }
+            }
             Fault::Admin(action) => self.admin(action)?,
             Fault::PinClients(id) => self.client_pin = id.and_then(|id| self.node_index(id)),
             Fault::HealAll => {
@@ -1202,7 +1512,19 @@ impl<A: Algorithm> Simulation<A> {
         if n.replica.is_none() {
             return Ok(());
         }
-        debug!(target: "ballot_sim", t = ?self.now, "{}: crash ({} unsynced batches lost)", n.id, n.disk_queue.len());
+        // Batches written but not acknowledged may or may not have reached the disk: a
+        // random prefix did (each batch whole).
+        let reached = if self.config.disk.unacknowledged_may_survive {
+            usize::try_from(self.rng.gen_range(0..n.disk_queue.len() as u64 + 1)).unwrap_or(0)
+        } else {
+            0
+        };
+        let survivors: Vec<_> = n.disk_queue.drain(..reached).collect();
+        debug!(target: "ballot_sim", t = ?self.now, "{}: crash ({} unsynced batches lost, {} reached the disk)", n.id, n.disk_queue.len(), survivors.len());
+        if !survivors.is_empty() && n.disk.write(&survivors).is_err() {
+            let id = n.id;
+            return Err(self.violation("Storage", format!("{id}: in-memory store failed")));
+        }
         n.replica = None;
         n.info = None;
         n.incarnation += 1;
@@ -1210,37 +1532,33 @@ impl<A: Algorithm> Simulation<A> {
         n.disk_busy = false;
         n.timer = None;
         n.timer_generation += 1;
-        n.reads.clear();
-        n.waiting_reads.clear();
-        n.kv = KvStore::new();
-        self.proposals.retain(|_, p| p.node != i);
+        n.requests.clear();
+        let lost: Vec<usize> = n.watches.drain().map(|(_, (w, _))| w).collect();
         self.step_applied.clear();
+        for w in lost {
+            // The stream dies with the node; the watcher notices and reconnects.
+            self.workload.watch_ended(w, None, self.now);
+            self.watch_lost(w);
+        }
         self.check(Some(i), false)
     }
 
     fn restart(&mut self, i: usize) -> StepResult {
-        if self.nodes[i].replica.is_some() {
+        if self.nodes[i].replica.is_some() || self.nodes[i].refuses.is_some() {
             return Ok(());
         }
-        let id = self.nodes[i].id;
-        let recovered = match self.nodes[i].store.recover() {
-            Ok(r) => r,
-            Err(e) => return Err(self.violation("Recovery", format!("{id}: could not read its store: {e}"))),
-        };
-        let rng = self.rng.fork();
-        let replica = match self.algo.build(id, &self.initial, recovered, rng, self.now) {
-            Ok(r) => r,
-            Err(e) => {
-                return Err(
-                    self.violation("Recovery", format!("{id} could not be rebuilt from its durable state: {e}"))
-                );
-            }
-        };
+        let id = self.ids[i];
+        if let Err(e) = self.nodes[i].disk.recover() {
+            // The node refuses to start rather than run on state it cannot trust.
+            debug!(target: "ballot_sim", t = ?self.now, "{id} refuses to start: {e}");
+            self.nodes[i].refuses = Some(e);
+            self.stats.refused_starts += 1;
+            return Ok(());
+        }
+        if let Err(e) = self.boot(i) {
+            return Err(self.violation("Recovery", format!("{id} could not be rebuilt from its durable state: {e}")));
+        }
         debug!(target: "ballot_sim", t = ?self.now, "{id}: restart");
-        let n = &mut self.nodes[i];
-        n.info = Some(self.algo.info(&replica));
-        n.replica = Some(replica);
-        self.draw_next_compaction(i);
         self.after_input(i)
     }
 
@@ -1260,7 +1578,7 @@ impl<A: Algorithm> Simulation<A> {
         };
         let now = self.now;
         let Some(replica) = self.nodes[l].replica.as_mut() else { return Ok(()) };
-        match self.algo.admin(replica, now, action) {
+        match self.algo.admin(replica.protocol_mut(), now, action) {
             Ok(()) => self.stats.admin.0 += 1,
             Err(e) => {
                 self.stats.admin.1 += 1;
@@ -1274,8 +1592,9 @@ impl<A: Algorithm> Simulation<A> {
     /// one at a time (waiting out joint configurations), until membership is whole.
     fn restore_membership(&mut self) -> StepResult {
         let state = self.leader_index().and_then(|l| {
-            let m = self.nodes[l].replica.as_ref().map(|r| self.algo.membership(r))?;
-            Some((m.is_joint(), self.ids.iter().copied().find(|id| !m.voters.contains(id))))
+            let m = self.nodes[l].replica.as_ref().map(|r| self.algo.membership(r.protocol()))?;
+            let wanted = |id: &NodeId| self.node_index(*id).is_some_and(|i| self.nodes[i].refuses.is_none());
+            Some((m.is_joint(), self.ids.iter().copied().filter(wanted).find(|id| !m.voters.contains(id))))
         });
         match state {
             Some((false, None)) => {
@@ -1293,6 +1612,66 @@ impl<A: Algorithm> Simulation<A> {
     pub fn stop_clients(&mut self) {
         self.clients_stop_at = self.clients_stop_at.min(self.now);
     }
+}
+
+/// Workloads whose operations a test can submit directly with
+/// [`Simulation::submit`]: the key-value model's operations.
+pub trait SubmitKv: Workload {
+    /// The service request of a model operation.
+    fn request(key: Key, input: KvInput) -> RequestOf<Self>;
+    /// `input` with a fresh unique value for a write.
+    fn fresh(&mut self, input: KvInput) -> KvInput;
+}
+
+impl SubmitKv for KvWorkload {
+    fn request(key: Key, input: KvInput) -> ballot_kv::KvRequest {
+        crate::workload::kv_request(key, input)
+    }
+
+    fn fresh(&mut self, input: KvInput) -> KvInput {
+        match input {
+            KvInput::Put(_) => KvInput::Put(self.fresh_value()),
+            KvInput::Cas { expected, .. } => KvInput::Cas { expected, new: self.fresh_value() },
+            other => other,
+        }
+    }
+}
+
+/// What Validity compares applied commands with: the bytes each session sent.
+struct SentCommands<'a, W> {
+    sent: &'a HashMap<Session, (Option<OpId>, Bytes)>,
+    codec: Codec,
+    workload: &'a W,
+}
+
+impl<W: Workload> CommandOracle for SentCommands<'_, W> {
+    fn check(&self, command: &Bytes) -> Result<(), String> {
+        let Command { session, request } = self
+            .codec
+            .decode::<Command<RequestOf<W>>>(command)
+            .map_err(|e| format!("a command no client sent (it does not decode: {e})"))?;
+        match session {
+            Some(s) => match self.sent.get(&s) {
+                Some((_, bytes)) if bytes == command => Ok(()),
+                Some(_) => Err(format!("a command of session {s:?} altered on its way: {request:?}")),
+                None => Err(format!("a command of session {s:?}, which no client used: {request:?}")),
+            },
+            None if self.workload.is_internal(&request) => Ok(()),
+            None => Err(format!("a command without a session that no replica's service proposes: {request:?}")),
+        }
+    }
+
+    fn render(&self, command: &Bytes) -> String {
+        match self.codec.decode::<Command<RequestOf<W>>>(command) {
+            Ok(c) => format!("{:?} (session {:?})", c.request, c.session),
+            Err(_) => format!("{} undecodable bytes", command.len()),
+        }
+    }
+}
+
+/// The first 8 bytes of a digest.
+fn fold(d: [u8; 32]) -> u64 {
+    u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
 /// Whether the weather loses, duplicates or reorders messages (a fault in force).

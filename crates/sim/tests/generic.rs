@@ -127,10 +127,10 @@ fn a_crash_loses_writes_that_were_not_yet_durable() {
     sim.apply_fault(Fault::Crash(n1)).expect("crash");
     assert!(sim.replica(n1).is_none());
     assert_eq!(sim.durable(n1).expect("n1").entries.len(), 1, "the unsynced write is gone");
-    assert_eq!(sim.kv(n1).expect("n1").applied(), 0, "the service state was volatile");
+    assert_eq!(sim.applied(n1), 0, "the service state was volatile");
     sim.apply_fault(Fault::Restart(n1)).expect("restart");
     sim.run_until(ms(1_000)).expect("recovers");
-    assert_eq!(sim.kv(n1).expect("n1").applied(), 1, "re-applied what was durable and committed");
+    assert_eq!(sim.applied(n1), 1, "re-applied what was durable and committed");
     assert_eq!(sim.committed_at(second), None, "the lost write never committed");
     assert_eq!(sim.committed_at(first), Some(1));
     sim.finish().expect("the lost write counts as indeterminate");

@@ -137,7 +137,9 @@ fn a_minority_partition_cannot_decide_while_the_majority_continues() {
         assert_eq!(sim.committed_at(op), None, "op {op:?} was never decided");
         assert_eq!(sim.history().get(op).map(|o| o.outcome), Some(Outcome::Indeterminate));
     }
-    assert!(sim.stable_leader().is_some_and(|l| majority.contains(&l) || l == new_leader));
+    // (The minority's requests may have timed out at their node before the heal.)
+    let leader = wait_for_leader(&mut sim, Duration::from_secs(5));
+    assert!(majority.contains(&leader) || leader == new_leader, "{leader}");
     sim.stop_clients();
     advance(&mut sim, Duration::from_secs(3));
     sim.finish().unwrap_or_else(|v| panic!("{v}"));
@@ -174,8 +176,7 @@ fn heal_and_converge() {
     // logs overlap, and the same KV state.
     let ids = sim.ids().to_vec();
     let r0 = sim.replica(ids[0]).expect("up");
-    let kv0 = sim.kv(ids[0]).expect("kv");
-    assert!(kv0.applied() > 100, "work was done");
+    assert!(sim.applied(ids[0]) > 100, "work was done");
     for &id in &ids[1..] {
         let r = sim.replica(id).expect("every node is up");
         assert_eq!(r.commit_index(), r0.commit_index(), "{id}: decided prefix");
@@ -184,9 +185,9 @@ fn heal_and_converge() {
             assert_eq!(r.decided(slot), r0.decided(slot), "{id}: slot {slot}");
             assert!(r.decided(slot).is_some(), "{id} holds decided slot {slot}");
         }
-        let kv = sim.kv(id).expect("kv");
-        assert_eq!((kv.applied(), kv.digest()), (kv0.applied(), kv0.digest()), "{id}: KV state");
-        assert!(kv.iter().eq(kv0.iter()));
+        assert_eq!(sim.applied(id), sim.applied(ids[0]), "{id}: applied");
+        assert_eq!(sim.digest(id), sim.digest(ids[0]), "{id}: replicated state");
+        assert_eq!(sim.service(id), sim.service(ids[0]), "{id}: KV state");
     }
     let stats = sim.finish().unwrap_or_else(|v| panic!("{v}"));
     assert!(stats.ops_indeterminate + stats.ops_failed > 0, "faults left some operations in doubt: {stats}");

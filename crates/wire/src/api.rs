@@ -1,8 +1,8 @@
 //! The bodies of the client protocol that every ballot service shares: a service call
 //! (with its exactly-once session) or a node-status query, and their replies.
 
-use ballot_core::Status;
 use ballot_core::service::Rejection;
+use ballot_core::{Consensus, Status};
 use serde::{Deserialize, Serialize};
 
 use crate::ClientError;
@@ -50,8 +50,8 @@ pub struct NodeStatus {
     pub applied_index: u64,
     /// Leader changes this node has seen since it started.
     pub leader_changes: u64,
-    /// The consensus protocol ("raft", "multipaxos").
-    pub consensus: String,
+    /// The consensus protocol.
+    pub consensus: Consensus,
 }
 
 impl From<Rejection> for ClientError {

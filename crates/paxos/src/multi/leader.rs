@@ -615,7 +615,11 @@ impl MultiPaxos {
             let to = p.id;
             p.commit_sent = commit;
             self.out.send(to, Message::Heartbeat { ballot: l.ballot, commit, seq: l.seq });
-            if p.next > p.matched + 1 && now.saturating_duration_since(p.progress_at) >= retransmit_after {
+            // Stalled with Accepts outstanding (beyond what the peer acknowledged, or
+            // window entries whose acknowledgement was lost): resend from the first slot
+            // the peer lacks, with an empty window.
+            let outstanding = p.next > p.matched + 1 || !p.inflight.is_empty();
+            if outstanding && now.saturating_duration_since(p.progress_at) >= retransmit_after {
                 p.next = (p.matched + 1).max(snap + 1);
                 p.clear_inflight();
                 p.progress_at = now;

@@ -79,6 +79,9 @@ struct SnapshotSend {
     acked_at: Instant,
     /// Last progress or resend; for resending after a stall.
     progress_at: Instant,
+    /// When `acked` last moved (either way): a lower offset soon after is taken for a
+    /// stale acknowledgement, not for a receiver that lost its copy.
+    moved_at: Instant,
 }
 
 /// A Multi-Paxos replica: proposer, acceptor and learner of an unbounded sequence of
@@ -838,6 +841,7 @@ impl MultiPaxos {
             rewound_at: None,
             acked_at: now,
             progress_at: now,
+            moved_at: now,
         };
         self.snap_sends.insert(to, send);
         self.pump_snapshot(to);
@@ -877,14 +881,21 @@ impl MultiPaxos {
             s.acked = offset;
             s.acked_at = now;
             s.progress_at = now;
+            s.moved_at = now;
             s.next = s.next.max(offset);
-        } else if offset < s.acked {
+        } else if offset < s.acked && now.saturating_duration_since(s.moved_at) >= self.cfg.heartbeat_interval {
             // The receiver lost its partial copy (restarted, or gave up): start over
-            // from what it holds.
+            // from what it holds. A lower offset right after progress is more likely a
+            // late or duplicated acknowledgement: rewinding on each of those would
+            // resend the window once per stale acknowledgement, and every resent chunk
+            // draws acknowledgements of its own (found by the simulator: a transfer
+            // that multiplied without bound under duplication and reordering).
             s.acked = offset;
             s.next = offset;
             s.sent_empty = false;
             s.rewound_at = Some(offset);
+            s.progress_at = now;
+            s.moved_at = now;
         } else if offset == s.acked && s.next > offset && s.rewound_at != Some(offset) {
             // The receiver skipped a chunk after a loss: resend from what it holds.
             s.next = offset;

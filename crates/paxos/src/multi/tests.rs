@@ -486,25 +486,29 @@ fn catch_up_requests_are_served_from_the_decided_prefix() {
     assert_eq!(sends(&drain(&mut p)), vec![(N3, Message::CatchUpReply { entries, commit: 2 })]);
 }
 
+/// N1 elected with N2's promise and slot 1 decided with N2's acceptance: a leader ready
+/// to compact and send snapshots.
+fn leader_with_slot_1_decided(config: Config) -> (MultiPaxos, Instant) {
+    let mut p = node_with(config);
+    let (now, outs) = until_candidate(&mut p);
+    ack(&mut p, now, &outs);
+    p.handle_message(
+        now,
+        N2,
+        Message::Promise { ballot: b(1, 1), from_slot: 1, decided: 0, entries: vec![], more: None },
+    );
+    let outs = drain(&mut p);
+    ack(&mut p, now, &outs);
+    p.handle_message(now, N2, Message::Accepted { ballot: b(1, 1), first_slot: 1, last_slot: 1, seq: 0 });
+    drain(&mut p);
+    (p, now)
+}
+
 #[test]
 fn snapshots_are_sent_in_chunks_and_survive_a_lost_chunk() {
     let mut sc = cfg(N1);
     sc.max_snapshot_chunk = 4;
-    let (mut sender, now) = {
-        let mut p = node_with(sc);
-        let (now, outs) = until_candidate(&mut p);
-        ack(&mut p, now, &outs);
-        p.handle_message(
-            now,
-            N2,
-            Message::Promise { ballot: b(1, 1), from_slot: 1, decided: 0, entries: vec![], more: None },
-        );
-        let outs = drain(&mut p);
-        ack(&mut p, now, &outs);
-        p.handle_message(now, N2, Message::Accepted { ballot: b(1, 1), first_slot: 1, last_slot: 1, seq: 0 });
-        drain(&mut p);
-        (p, now)
-    };
+    let (mut sender, now) = leader_with_slot_1_decided(sc);
     let data = Bytes::from_static(b"0123456789");
     sender.compact(now, 1, data.clone());
     let outs = drain(&mut sender);
@@ -544,6 +548,35 @@ fn snapshots_are_sent_in_chunks_and_survive_a_lost_chunk() {
     assert_eq!(ps[0].compact_to, Some(1));
     assert_eq!(sends(&outs), vec![(N1, Message::SnapshotAck { index: 1, offset: 10 })]);
     assert_eq!((receiver.commit_index(), receiver.applied_index(), receiver.first_index()), (1, 1, 2));
+}
+
+/// A late or duplicated acknowledgement of an earlier offset, right after progress, does
+/// not rewind the transfer (each rewind resends the window, and every resent chunk draws
+/// acknowledgements of its own); a receiver that really lost its copy is served again
+/// once the transfer made no progress for a heartbeat interval.
+#[test]
+fn stale_snapshot_acks_do_not_multiply_the_transfer() {
+    let mut sc = cfg(N1);
+    sc.max_snapshot_chunk = 4;
+    let heartbeat = sc.heartbeat_interval;
+    let (mut sender, now) = leader_with_slot_1_decided(sc);
+    sender.compact(now, 1, Bytes::from_static(b"0123456789"));
+    drain(&mut sender);
+    sender.handle_message(now, N3, Message::CatchUp { from_slot: 1, to_slot: 1 });
+    assert_eq!(sends(&drain(&mut sender)).len(), 3, "the whole window goes at once");
+    sender.handle_message(now, N3, Message::SnapshotAck { index: 1, offset: 8 });
+    assert!(sends(&drain(&mut sender)).is_empty());
+    for _ in 0..5 {
+        sender.handle_message(now, N3, Message::SnapshotAck { index: 1, offset: 4 });
+        assert!(sends(&drain(&mut sender)).is_empty(), "a stale acknowledgement resends nothing");
+    }
+    let later = now + heartbeat;
+    sender.handle_message(later, N3, Message::SnapshotAck { index: 1, offset: 0 });
+    let resent: Vec<u64> = sends(&drain(&mut sender))
+        .into_iter()
+        .filter_map(|(_, m)| if let Message::Snapshot { offset, .. } = m { Some(offset) } else { None })
+        .collect();
+    assert_eq!(resent, vec![0, 4, 8], "a receiver that lost its copy gets it again");
 }
 
 /// Decided slots are handed out lazily (built from the log when polled). A snapshot

@@ -242,7 +242,7 @@ mod tests {
     use super::*;
     use crate::checker::NodeView;
     use crate::history::History;
-    use crate::kv::{KvInput, KvStore};
+    use crate::kv::KvInput;
 
     /// A hand-made acceptor and learner: a promise, a decided prefix, and slots
     /// `1..=log.len()` holding `(ballot, value)` (or a hole).
@@ -317,7 +317,6 @@ mod tests {
         }
 
         fn run(&self, checker: &mut dyn Checker<Fake>) -> Result<(), String> {
-            let kv = KvStore::new();
             let empty = History::new();
             let views: Vec<NodeView<'_, Fake>> = self
                 .nodes
@@ -328,8 +327,10 @@ mod tests {
                     incarnation: self.incarnation,
                     replica: f.as_ref(),
                     info: None,
-                    kv: &kv,
+                    applied: 0,
+                    digest: Some(0),
                     unsynced_writes: self.unsynced,
+                    refuses_to_start: false,
                 })
                 .collect();
             checker.check(&Observation {
@@ -342,6 +343,7 @@ mod tests {
                 last_client_success: None,
                 clients_active: false,
                 history: self.history.unwrap_or(&empty),
+                commands: &crate::checker::AnyCommand,
                 final_check: self.final_check,
             })
         }

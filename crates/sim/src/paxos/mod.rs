@@ -69,7 +69,7 @@ impl Algorithm for MultiPaxosAlgorithm {
     type Protocol = MultiPaxos;
 
     fn name(&self) -> &'static str {
-        "multipaxos"
+        ballot_core::Consensus::MultiPaxos.name()
     }
 
     fn vary(&mut self, rng: &mut SeededRng) {

@@ -8,7 +8,7 @@ pub mod mutant;
 use std::time::Duration;
 
 use ballot_core::{NodeId, Role};
-use ballot_sim::{Algorithm, Fault, RunSpec, RunStats, Simulation, run_many};
+use ballot_sim::{Algorithm, Fault, RunSpec, RunStats, Service, Simulation, run_many};
 
 /// How many seeds a sweep runs: `BALLOT_SIM_SEEDS`, or `default`.
 pub fn seed_count(default: u64) -> u64 {
@@ -23,6 +23,11 @@ pub fn specs(seeds: u64, sizes: &[usize]) -> Vec<RunSpec> {
             sizes.iter().map(move |&nodes| RunSpec { serialize: seed.is_multiple_of(10), ..RunSpec::new(seed, nodes) })
         })
         .collect()
+}
+
+/// [`specs`] with the nodes hosting `service`.
+pub fn service_specs(seeds: u64, sizes: &[usize], service: Service) -> Vec<RunSpec> {
+    specs(seeds, sizes).into_iter().map(|s| RunSpec { service, ..s }).collect()
 }
 
 /// Runs every spec on all CPUs; panics with every violation and its replay command if
@@ -111,7 +116,7 @@ pub fn wait_until<A: Algorithm>(
 
 /// The index node `id`'s service has applied.
 pub fn applied<A: Algorithm>(sim: &Simulation<A>, id: NodeId) -> u64 {
-    sim.kv(id).expect("node").applied()
+    sim.applied(id)
 }
 
 /// The role node `id` plays, or `None` while it is down.

@@ -282,6 +282,11 @@ impl Algorithm for ToyAlgorithm {
         "toy"
     }
 
+    /// The fixed leader cannot be replaced: no disk of it may rot away for good.
+    fn shape_run(&self, config: &mut ballot_sim::SimConfig) {
+        config.faults.actions.retain(|(_, f)| !matches!(f, ballot_sim::Fault::CorruptDisk(_)));
+    }
+
     fn build(
         &self,
         id: NodeId,

@@ -159,7 +159,7 @@ enum Out {
 }
 
 enum Event {
-    Connected { conn: OpenConnection, dialed: Option<SocketAddr> },
+    Connected { conn: Box<OpenConnection>, dialed: Option<SocketAddr> },
     DialFailed { addr: SocketAddr, error: String },
     Message { peer: u64, msg: Message },
     Misbehaved { peer: u64, points: u32, reason: String },
@@ -311,7 +311,7 @@ pub(crate) async fn start(
         while let Some(incoming) = accept_endpoint.accept().await {
             match incoming {
                 Ok(conn) => {
-                    if accept_events.send(Event::Connected { conn, dialed: None }).await.is_err() {
+                    if accept_events.send(Event::Connected { conn: Box::new(conn), dialed: None }).await.is_err() {
                         break;
                     }
                 }
@@ -394,7 +394,7 @@ impl Node {
                 if let Some(addr) = dialed {
                     self.dialing.remove(&addr);
                 }
-                self.on_connected(conn, dialed);
+                self.on_connected(*conn, dialed);
                 Ok(())
             }
             Event::DialFailed { addr, error } => {
@@ -561,7 +561,7 @@ impl Node {
         let (endpoint, events) = (self.endpoint.clone(), self.events.clone());
         tokio::spawn(async move {
             let event = match endpoint.connect(addr).await {
-                Ok(conn) => Event::Connected { conn, dialed: Some(addr) },
+                Ok(conn) => Event::Connected { conn: Box::new(conn), dialed: Some(addr) },
                 Err(e) => Event::DialFailed { addr, error: e.to_string() },
             };
             let _ = events.send(event).await;

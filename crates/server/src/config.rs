@@ -9,7 +9,7 @@ use std::time::Duration;
 
 pub use ballot_core::Consensus;
 use ballot_core::NodeId;
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::Parser;
 
 use super::ServerError;
 

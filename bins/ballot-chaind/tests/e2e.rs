@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ballot_chain_node::{ChainClient, ChainSpec, ChainStore, NodeConfig};
+use ballot_chain_node::protocol::{Message, PROTOCOL_VERSION, Version};
+use ballot_chain_node::{ChainClient, ChainSpec, ChainStore};
 use ballot_localcluster::{Cluster, ClusterSpec, Service, free_port_base, serial, test_dir};
+use ballot_pow::Block;
 use bytes::Bytes;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ballot-chaind");
@@ -215,15 +217,28 @@ fn a_peer_sending_invalid_blocks_or_bad_frames_is_banned() {
     honest.start();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        // A node (in this process) that pushes blocks with an invalid proof of work.
-        let mut config = NodeConfig::new(dir.join("liar"));
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.http_listen = "127.0.0.1:0".parse().unwrap();
-        config.spec = ChainSpec { block_interval_secs: 1, retarget_interval: 100_000, pow_limit_bits: 10, chain_id: 1 };
-        config.seeds = vec![honest.listen.to_string()];
-        config.send_invalid_blocks = true;
-        let liar = ballot_chain_node::spawn(config).await.expect("start the misbehaving node");
-        let liar_key = liar.key().to_string();
+        // A peer (in this process, on the raw peer protocol) that completes the
+        // handshake and then pushes a block whose hash misses its target.
+        let spec = ChainSpec { block_interval_secs: 1, retarget_interval: 100_000, pow_limit_bits: 10, chain_id: 1 };
+        let (endpoint, liar_key) = raw_peer(6);
+        let (mut tx, _rx) = endpoint.connect(honest.listen).await.expect("connect").split();
+        let params = spec.params();
+        let genesis = params.genesis.hash();
+        let version = Version {
+            protocol: PROTOCOL_VERSION,
+            chain: spec.digest(),
+            genesis,
+            listen_port: endpoint.local_addr().port(),
+            height: 0,
+            agent: "liar".into(),
+        };
+        let mut block = Block::new(genesis, params.genesis.header.time + 1, params.genesis.header.bits, Vec::new());
+        while ballot_pow::check_proof_of_work(&block.hash(), block.header.bits, &params.pow_limit).is_ok() {
+            block.header.nonce += 1;
+        }
+        for msg in [Message::Version(version), Message::Block(Box::new(block))] {
+            tx.send(msg.encode().unwrap()).await.expect("send");
+        }
         let http = honest.http;
         tokio::task::spawn_blocking(move || {
             wait_for(Duration::from_secs(30), "the liar to be banned", || {
@@ -237,18 +252,12 @@ fn a_peer_sending_invalid_blocks_or_bad_frames_is_banned() {
         })
         .await
         .unwrap();
-        liar.stop().await.unwrap();
+        endpoint.close().await;
 
         // A peer speaking garbage: an undecodable message (twice), then a frame over
         // the size limit.
         for (seed, payloads) in [(7u8, vec![vec![0xff; 9], vec![200, 1]]), (8u8, vec![vec![0u8; 3 << 20]])] {
-            let endpoint = ballot_quic::open::OpenEndpoint::bind(ballot_quic::open::OpenConfig::new(
-                "127.0.0.1:0".parse().unwrap(),
-                [seed; 32],
-                ballot_chain_node::protocol::ALPN,
-            ))
-            .unwrap();
-            let key = ballot_ledger::Keypair::from_seed(&[seed; 32]).unwrap().public().to_string();
+            let (endpoint, key) = raw_peer(seed);
             let (mut tx, _rx) = endpoint.connect(honest.listen).await.expect("connect").split();
             for p in payloads {
                 let _ = tx.send(Bytes::from(p)).await;
@@ -310,4 +319,15 @@ fn a_partition_forks_the_network_and_the_heal_reorganises_the_minority() {
     for a in [n1, n2, n3] {
         assert!(client(a).verify().unwrap().problems.is_empty());
     }
+}
+
+/// A bare peer endpoint with the key made from `seed`, and that key as text.
+fn raw_peer(seed: u8) -> (ballot_quic::open::OpenEndpoint, String) {
+    let endpoint = ballot_quic::open::OpenEndpoint::bind(ballot_quic::open::OpenConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        [seed; 32],
+        ballot_chain_node::protocol::ALPN,
+    ))
+    .unwrap();
+    (endpoint, ballot_ledger::Keypair::from_seed(&[seed; 32]).unwrap().public().to_string())
 }

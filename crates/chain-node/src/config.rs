@@ -96,12 +96,6 @@ pub struct ChaindArgs {
     #[arg(long, env = "BALLOT_POW_LIMIT_BITS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub pow_limit_bits: u32,
 
-    /// Test-only (builds with the `misbehave` feature): push blocks with an invalid
-    /// proof of work to every peer.
-    #[cfg(feature = "misbehave")]
-    #[arg(long, default_value_t = false)]
-    pub send_invalid_blocks: bool,
-
     /// Log filter (tracing's env-filter syntax); `RUST_LOG` works too.
     #[arg(long, env = "BALLOT_LOG", default_value = "info")]
     pub log: String,
@@ -152,10 +146,6 @@ impl ChaindArgs {
         c.ban_secs = self.ban_seconds;
         c.refuse = self.refuse_peers.clone();
         c.mempool = MempoolConfig::default();
-        #[cfg(feature = "misbehave")]
-        {
-            c.send_invalid_blocks = self.send_invalid_blocks;
-        }
         Ok(c)
     }
 }

@@ -73,10 +73,6 @@ pub struct NodeConfig {
     pub refuse: Vec<String>,
     /// Mempool limits.
     pub mempool: MempoolConfig,
-    /// Test-only (feature `misbehave`): push blocks with an invalid proof of work to
-    /// every peer once a tick.
-    #[cfg(feature = "misbehave")]
-    pub send_invalid_blocks: bool,
 }
 
 impl NodeConfig {
@@ -98,8 +94,6 @@ impl NodeConfig {
             ban_secs: 24 * 3600,
             refuse: Vec::new(),
             mempool: MempoolConfig::default(),
-            #[cfg(feature = "misbehave")]
-            send_invalid_blocks: false,
         }
     }
 }
@@ -1063,23 +1057,8 @@ impl Node {
                 metrics::gauge!(m::HASHRATE).set(self.hashrate);
             }
         }
-        #[cfg(feature = "misbehave")]
-        if self.config.send_invalid_blocks {
-            self.push_invalid_block();
-        }
         self.update_gauges();
         Ok(())
-    }
-
-    /// Test-only misbehaviour: a block whose hash misses its target, pushed to everyone.
-    #[cfg(feature = "misbehave")]
-    fn push_invalid_block(&mut self) {
-        let mut block = self.chain.block_template(wall_now(), self.miner_key).block;
-        let limit = self.chain.params().pow_limit;
-        while ballot_pow::check_proof_of_work(&block.hash(), block.header.bits, &limit).is_ok() {
-            block.header.nonce += 1;
-        }
-        self.broadcast(&Message::Block(Box::new(block)), None);
     }
 
     fn update_gauges(&mut self) {

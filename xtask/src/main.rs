@@ -3,6 +3,7 @@
 
 mod bench;
 mod boundary;
+mod chain_demo;
 mod cluster;
 mod demo;
 mod fresh;
@@ -54,14 +55,24 @@ enum Cmd {
     Boundary,
     /// The README's main job: builds, starts a 3-node database cluster, writes and reads,
     /// kills the leader under load, restarts it, shows a config watch surviving failover
-    /// and election fencing tokens increasing, then tears everything down.
-    Demo,
+    /// and election fencing tokens increasing, then tears everything down. With
+    /// `--chain`: a 5-node Proof-of-Work network instead (transfers confirmed, a
+    /// partition that forks it, the heal that reorganises the minority).
+    Demo {
+        /// The Proof-of-Work network demo.
+        #[arg(long)]
+        chain: bool,
+        /// With --chain: use the binaries already built (`cargo build -p ballot-chaind -p
+        /// ballot`) instead of building the workspace.
+        #[arg(long, requires = "chain")]
+        no_build: bool,
+    },
     /// Local clusters in the background: `cargo xtask cluster up --service kv --nodes 3`,
     /// `--consensus pbft` (4 nodes).
     Cluster {
         /// up, down or status.
         action: String,
-        /// kv, config or election.
+        /// kv, config, election or chain.
         #[arg(long, default_value = "kv")]
         service: String,
         /// How many nodes (default: 3, or 4 for pbft).
@@ -226,7 +237,8 @@ fn run_command() -> Result<()> {
         Cmd::Fresh { keep, no_demo } => fresh::fresh(&fresh::Options { keep, no_demo }),
         Cmd::ProbeLibclang => prereqs::probe_libclang(),
         Cmd::Boundary => step("dependency boundary", boundary),
-        Cmd::Demo => demo::demo(),
+        Cmd::Demo { chain: false, .. } => demo::demo(),
+        Cmd::Demo { chain: true, no_build } => chain_demo::demo(no_build),
         Cmd::Cluster { action, service, nodes, consensus, base_port } => {
             // Only `up` may need fresh binaries; stopping or inspecting a cluster uses
             // the ones it runs.

@@ -5,6 +5,7 @@
 //! certificates. Tables for people, `--output json` for scripts.
 
 mod bench;
+mod chain;
 mod output;
 
 use std::path::PathBuf;
@@ -96,6 +97,9 @@ enum Command {
     /// 100 --conns 10 --total 10000 put --val-size 256 --sequential-keys`, `ballot bench
     /// range --consistency s`; prints throughput, latency percentiles and a histogram.
     Bench(ballot_bench::cli::BenchArgs),
+    /// The Proof-of-Work chain (`ballot-chaind`): keys, balances, transfers, blocks,
+    /// peers, bans, verification.
+    Chain(chain::ChainArgs),
     /// Writes a development CA, node certificates and a client certificate.
     Certs {
         /// Where to write them.
@@ -114,7 +118,7 @@ enum Command {
 enum ClusterCmd {
     /// Starts a cluster in the background (certificates, data and logs under --dir).
     Up {
-        /// kv, config or election.
+        /// kv, config, election or chain.
         #[arg(long, default_value = "kv")]
         service: String,
         /// How many nodes, 1 to 9 (default: 3, or 4 for pbft, which needs at least 4). The
@@ -348,6 +352,10 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Cluster(cmd) => cluster(cmd, cli.global.consensus, &out),
+        Command::Chain(args) => {
+            let timeout = cli.global.timeout;
+            tokio::task::block_in_place(|| chain::run(args, timeout, &out))
+        }
         Command::Bench(args) => bench::bench(&args, &cli.global, cli.global.output == Format::Json).await,
         Command::Kv(cmd) => kv(cmd, &cli.global, &out).await,
         Command::Config(cmd) => config(cmd, &cli.global, &out).await,
@@ -414,6 +422,20 @@ fn cluster(cmd: ClusterCmd, consensus: ballot_core::Consensus, out: &Output) -> 
             spec.election_timeout_ms = election_timeout_ms;
             spec.heartbeat_ms = heartbeat_ms;
             detached::up(&spec)?;
+            if service == Service::Chain {
+                let api = spec.metrics(NodeId(1));
+                out.message(
+                    &format!(
+                        "started {} mining ballot-chaind nodes in {}\n  export BALLOT_CHAIN_NODE={api}\n  node keys (mining rewards): {}/n<i>/node.key\n  metrics: {}",
+                        spec.nodes,
+                        dir.display(),
+                        dir.display(),
+                        spec.ids().iter().map(|&id| format!("http://{}/metrics", spec.metrics(id))).collect::<Vec<_>>().join(" ")
+                    ),
+                    serde_json::json!({ "dir": dir, "api": api, "peers": spec.endpoints() }),
+                );
+                return Ok(());
+            }
             out.message(
                 &format!(
                     "started {} {} nodes ({}) in {}\n  export BALLOT_ENDPOINTS={} BALLOT_CERT_DIR={} BALLOT_CONSENSUS={}\n  metrics: {}",
@@ -777,6 +799,7 @@ fn error_chain(e: &anyhow::Error) -> String {
 fn is_one_shot(command: &Command) -> bool {
     match command {
         Command::Kv(_) | Command::Status { watch: false } => true,
+        Command::Chain(c) => c.one_shot(),
         Command::Config(c) => !matches!(c, ConfigCmd::Watch { .. }),
         Command::Election(c) => matches!(c, ElectionCmd::Leader { .. } | ElectionCmd::Resign { .. }),
         Command::Status { watch: true } | Command::Cluster(_) | Command::Bench(_) | Command::Certs { .. } => false,

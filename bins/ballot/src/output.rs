@@ -86,6 +86,20 @@ impl Output {
         }
     }
 
+    /// Whether output is JSON.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// A table for people, `value` as JSON for scripts.
+    pub fn table(&self, headers: &[&str], rows: &[Vec<String>], value: &impl Serialize) {
+        if self.json {
+            self.json(value);
+        } else {
+            table(headers, rows);
+        }
+    }
+
     /// Information for people only (stderr, so pipes stay clean).
     pub fn note(&self, msg: &str) {
         if !self.json {

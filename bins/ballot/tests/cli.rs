@@ -86,3 +86,32 @@ fn certs_are_written_once_and_an_unreachable_cluster_is_reported() {
     assert!(stderr(&o).contains("no ballot node reachable"), "{}", stderr(&o));
     assert!(started.elapsed() < std::time::Duration::from_secs(15), "took {:?}", started.elapsed());
 }
+
+#[test]
+fn chain_commands_check_their_input_and_report_an_unreachable_node() {
+    let dir = tmp("chain");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("alice.key");
+    let o = ballot(&["--output", "json", "chain", "keygen", "--out", key.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let made: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(made["key"].as_str().map(str::len), Some(64));
+    // Keys are never overwritten.
+    let o = ballot(&["chain", "keygen", "--out", key.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // A bad account, a bad amount.
+    let o = ballot(&["chain", "balance", "not-a-key"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("neither a public key"), "{}", stderr(&o));
+    let o = ballot(&["chain", "send", "--key", key.to_str().unwrap(), "--to", "x", "--amount", "lots"]);
+    assert_eq!(o.status.code(), Some(2));
+    // Nobody listens on port 1: unavailable (exit 4), also as JSON.
+    let o = ballot(&["--output", "json", "chain", "--node", "127.0.0.1:1", "balance", key.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let err: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(err["error"]["kind"], "unavailable");
+    // Verifying a directory that holds no chain store.
+    let o = ballot(&["chain", "verify", "--data-dir", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -32,6 +32,8 @@ pub enum Service {
     Config,
     /// `ballot-electiond`.
     Election,
+    /// `ballot-chaind`: a Proof-of-Work network where every node mines.
+    Chain,
 }
 
 impl Service {
@@ -42,6 +44,7 @@ impl Service {
             Service::Kv => "ballot-kvd",
             Service::Config => "ballot-configd",
             Service::Election => "ballot-electiond",
+            Service::Chain => "ballot-chaind",
         }
     }
 
@@ -52,10 +55,11 @@ impl Service {
             Service::Kv => "kv",
             Service::Config => "config",
             Service::Election => "election",
+            Service::Chain => "chain",
         }
     }
 
-    /// Parses `kv`, `config` or `election`.
+    /// Parses `kv`, `config`, `election` or `chain`.
     ///
     /// # Errors
     /// For any other name.
@@ -64,7 +68,8 @@ impl Service {
             "kv" => Ok(Service::Kv),
             "config" => Ok(Service::Config),
             "election" => Ok(Service::Election),
-            _ => Err(format!("unknown service {s:?}: use kv, config or election")),
+            "chain" => Ok(Service::Chain),
+            _ => Err(format!("unknown service {s:?}: use kv, config, election or chain")),
         }
     }
 }
@@ -175,7 +180,8 @@ impl ClusterSpec {
     /// # Errors
     /// If they cannot be written.
     pub fn ensure_certs(&self) -> io::Result<()> {
-        if self.cert_dir().join("client.pem").exists() {
+        // Chain nodes are identified by their own keys: no CA, no certificates.
+        if self.service == Service::Chain || self.cert_dir().join("client.pem").exists() {
             return Ok(());
         }
         let ids: Vec<NodeId> = (1..=9).map(NodeId).collect();
@@ -200,6 +206,9 @@ impl ClusterSpec {
     /// The command line of node `id`.
     #[must_use]
     pub fn command(&self, id: NodeId) -> Command {
+        if self.service == Service::Chain {
+            return self.chain_command(id);
+        }
         let peers: Vec<String> = self.ids().iter().map(|&p| format!("{}={}", p.get(), self.listen(p))).collect();
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--node-id")
@@ -223,6 +232,27 @@ impl ClusterSpec {
             .args(&self.extra_args)
             .args(self.node_args.get(&id).into_iter().flatten())
             .env_remove("BALLOT_CONFIG");
+        cmd
+    }
+
+    /// A chain node's command line: it mines on one thread and joins through node 1
+    /// (node 1 through node 2), learning the others by address gossip.
+    fn chain_command(&self, id: NodeId) -> Command {
+        let seed = if id.get() == 1 { NodeId(2) } else { NodeId(1) };
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--data-dir")
+            .arg(self.data_dir(id))
+            .arg("--listen")
+            .arg(self.listen(id).to_string())
+            .arg("--metrics-listen")
+            .arg(self.metrics(id).to_string())
+            .arg("--mine")
+            .arg("--threads")
+            .arg("1");
+        if self.nodes > 1 {
+            cmd.arg("--seeds").arg(self.listen(seed).to_string());
+        }
+        cmd.args(&self.extra_args).env_remove("BALLOT_CONFIG");
         cmd
     }
 

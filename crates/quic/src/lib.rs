@@ -64,6 +64,7 @@ mod client;
 mod config;
 mod error;
 pub mod metrics;
+pub mod open;
 mod peer;
 mod stream;
 mod tls;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 pub use ballot_core::Consensus;
 use ballot_core::NodeId;
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::Parser;
 
 use super::ServerError;
 
@@ -145,21 +145,7 @@ impl ServerArgs {
         args: impl IntoIterator<Item = impl Into<OsString>>,
         env: impl Fn(&str) -> Option<OsString>,
     ) -> Result<Self, ServerError> {
-        let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-        // Settings from `env` (the process environment, in production) and from the file
-        // become flags placed before the real ones, so that precedence is flag >
-        // environment > file > default without relying on clap reading the environment.
-        let command = Self::command().name(name).bin_name(name).about(about);
-        let mut extra = env_args(&command, &args, &env);
-        let file = config_path(&args).or_else(|| env("BALLOT_CONFIG").map(PathBuf::from));
-        if let Some(file) = file {
-            extra.extend(file_args(&command, &file, &args, &env)?);
-        }
-        let rest = args.split_off(1.min(args.len()));
-        args.extend(extra);
-        args.extend(rest);
-        let matches = command.try_get_matches_from(args)?;
-        let parsed = Self::from_arg_matches(&matches)?;
+        let parsed: Self = load_settings(name, about, args, env)?;
         parsed.validate()?;
         Ok(parsed)
     }
@@ -233,6 +219,37 @@ impl ServerArgs {
     pub fn heartbeat(&self) -> Duration {
         Duration::from_millis(self.heartbeat_ms)
     }
+}
+
+/// Parses any binary's settings from flags, `BALLOT_*` environment variables (as named
+/// by each argument's `env`) and the TOML file given by `--config` or `BALLOT_CONFIG`,
+/// with ballot's precedence: flag, then environment, then file, then default. The file
+/// uses the flags' names (`data-dir = "/var/lib/x"`); an unknown name is an error.
+///
+/// # Errors
+/// [`ServerError::Clap`] for bad flags (and `--help`), [`ServerError::Args`] for an
+/// unreadable or invalid file.
+pub fn load_settings<T: Parser>(
+    name: &'static str,
+    about: &'static str,
+    args: impl IntoIterator<Item = impl Into<OsString>>,
+    env: impl Fn(&str) -> Option<OsString>,
+) -> Result<T, ServerError> {
+    let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // Settings from `env` (the process environment, in production) and from the file
+    // become flags placed before the real ones, so that precedence is flag >
+    // environment > file > default without relying on clap reading the environment.
+    let command = T::command().name(name).bin_name(name).about(about);
+    let mut extra = env_args(&command, &args, &env);
+    let file = config_path(&args).or_else(|| env("BALLOT_CONFIG").map(PathBuf::from));
+    if let Some(file) = file {
+        extra.extend(file_args(&command, &file, &args, &env)?);
+    }
+    let rest = args.split_off(1.min(args.len()));
+    args.extend(extra);
+    args.extend(rest);
+    let matches = command.try_get_matches_from(args)?;
+    Ok(T::from_arg_matches(&matches)?)
 }
 
 fn config_path(args: &[OsString]) -> Option<PathBuf> {

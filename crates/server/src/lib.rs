@@ -30,7 +30,7 @@ use ballot_storage::{RocksStore, StoreOptions};
 use ballot_wire::Codec;
 use tokio::sync::watch;
 
-pub use self::config::{Consensus, Peer, ServerArgs};
+pub use self::config::{Consensus, Peer, ServerArgs, load_settings};
 use ballot_node::{DriverConfig, Node, NodeParts, ReplicaConfig};
 
 /// Why a node could not start or stopped with an error.

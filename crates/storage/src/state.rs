@@ -21,6 +21,28 @@ pub struct StateStore {
 }
 
 impl StateStore {
+    /// Opens (or creates) a store in `dir` for state alone: a node that keeps no
+    /// replicated log (a blockchain node, say) gets the same refusal rules, format check
+    /// and atomic batches as a replica's store. The log, hard state and snapshot column
+    /// families stay empty.
+    ///
+    /// # Errors
+    /// As [`RocksStore::open`](crate::RocksStore::open): [`Error::NotAStore`],
+    /// [`Error::IncompatibleVersion`], [`Error::Corrupt`], [`Error::Db`] (e.g. the store
+    /// is open in another process), [`Error::Fs`]. Nothing is ever reset or repaired.
+    pub fn open(dir: impl AsRef<std::path::Path>) -> Result<Self> {
+        crate::metrics::describe_metrics();
+        let db = Arc::new(Db::open(dir.as_ref())?);
+        tracing::info!(dir = %db.dir.display(), "opened ballot state store");
+        Ok(StateStore { db })
+    }
+
+    /// The data directory.
+    #[must_use]
+    pub fn dir(&self) -> &std::path::Path {
+        &self.db.dir
+    }
+
     /// The value of `key`.
     ///
     /// # Errors
@@ -195,5 +217,30 @@ impl Iterator for StateIter<'_> {
             Ok((k, v)) => Some(Ok((k.get(1..).unwrap_or_default().to_vec(), v.into_vec()))),
             Err(e) => Some(Err(Error::db(self.dir, e))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_standalone_state_store_keeps_batches_and_refuses_foreign_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = StateStore::open(dir.path()).unwrap();
+            let mut batch = store.batch();
+            batch.put(b"a/1", b"one").put(b"a/2", b"two").put(b"b/1", b"other").sync(true);
+            store.commit(batch).unwrap();
+        }
+        let store = StateStore::open(dir.path()).unwrap();
+        let keys: Vec<Vec<u8>> = store.scan_prefix(b"a/").unwrap().map(|kv| kv.unwrap().0).collect();
+        assert_eq!(keys, vec![b"a/1".to_vec(), b"a/2".to_vec()]);
+        assert_eq!(store.get(b"b/1").unwrap(), Some(b"other".to_vec()));
+        drop(store);
+
+        let foreign = tempfile::tempdir().unwrap();
+        std::fs::write(foreign.path().join("notes.txt"), b"mine").unwrap();
+        assert!(matches!(StateStore::open(foreign.path()), Err(Error::NotAStore { .. })));
     }
 }

@@ -201,6 +201,12 @@ fn test() -> Result<()> {
     })?;
     step("clippy", clippy)?;
     step("dependency boundary", boundary)?;
+    step("a lying PBFT replica in real processes (the server's test-only `byzantine` feature)", || {
+        // Before the tests: their build puts the default binaries (which cannot lie) back.
+        let mut c = cargo();
+        c.args(["test", "--workspace", "--locked", "--features", "ballot-kvd/byzantine", "--test", "e2e", "a_lying"]);
+        run(c)
+    })?;
     step("tests", || {
         let mut c = cargo();
         c.args(["test", "--workspace", "--locked", "--no-fail-fast"]);

@@ -33,6 +33,10 @@ struct Cli {
     /// ballot: the cluster's name.
     #[arg(long, default_value = "ballot")]
     cluster: String,
+    /// ballot: the cluster's consensus (raft, multipaxos or pbft; pbft clients sign
+    /// their requests and wait for matching replies from several replicas).
+    #[arg(long, default_value = "raft", value_parser = |s: &str| s.parse::<ballot_core::Consensus>())]
+    consensus: ballot_core::Consensus,
     /// etcd: send every request to the leader (ballot's client always does).
     #[arg(long)]
     target_leader: bool,
@@ -56,6 +60,7 @@ async fn run(cli: Cli) -> Result<BenchResult> {
             let mut config = ballot_client::ClientConfig::from_cert_dir(cli.endpoints.clone(), &cli.cert_dir)
                 .with_context(|| format!("loading the client certificate from {}", cli.cert_dir.display()))?;
             config.cluster.clone_from(&cli.cluster);
+            config.consensus = cli.consensus;
             config.attempt_timeout = Duration::from_secs(5);
             config.deadline = Duration::from_secs(20);
             let target = Arc::new(BallotTarget::connect(config, cli.bench.conns).await?);

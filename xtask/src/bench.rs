@@ -10,10 +10,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
 
-use crate::cluster::{Teardown, target_dir};
+use crate::cluster::{Teardown, free_base, target_dir};
 use crate::{cargo, run, workspace_root};
 
 /// Where the generated part of the docs section starts and ends.
@@ -119,19 +119,11 @@ fn build() -> Result<()> {
     run(c)
 }
 
-fn port_free(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
-}
-
-/// A base port `b` such that `b+1..b+700` look free.
-fn free_base() -> Result<u16> {
-    for base in (21_000..60_000).step_by(1000) {
-        let needed = [1, 2, 3, 101, 102, 103, 201, 202, 203, 301, 302, 303, 401, 402, 403, 411, 412, 413];
-        if needed.iter().all(|o| port_free(base + o)) {
-            return Ok(base);
-        }
-    }
-    bail!("no free range of loopback ports found")
+/// The ports of the clusters above a base port.
+fn ports(base: u16) -> impl Iterator<Item = u16> {
+    [1, 2, 3, 101, 102, 103, 201, 202, 203, 301, 302, 303, 401, 402, 403, 411, 412, 413]
+        .into_iter()
+        .map(move |o| base + o)
 }
 
 /// A plain `write` (256 B appended) + `fdatasync` loop in `dir` for `secs`: the disk's
@@ -354,7 +346,7 @@ pub fn bench(opts: &Options) -> Result<()> {
     let sync_before = fdatasync_rate(&dir, 3.0)?;
     eprintln!("    {sync_before:.0} fdatasyncs/s");
 
-    let base = free_base()?;
+    let base = free_base(ports)?;
     eprintln!(
         "==> starting a 3-member etcd cluster and two 3-node ballot-kvd clusters on loopback (data under {})",
         dir.display()

@@ -11,10 +11,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
 
-use crate::cluster::{Teardown, target_dir};
+use crate::cluster::{Teardown, free_base, target_dir};
 use crate::{cargo, run, workspace_root};
 
 /// Where the generated part of the docs section starts and ends.
@@ -124,20 +124,10 @@ fn build() -> Result<()> {
     run(c)
 }
 
-fn port_free(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
-}
-
-/// A base port `b` such that the ports of every cluster above it look free.
-fn free_base() -> Result<u16> {
-    for base in (21_000..60_000).step_by(1000) {
-        let ballot = BALLOT_SYSTEMS.iter().flat_map(|&(_, _, n, off)| (1..=n).flat_map(move |i| [off + i, off + 100 + i]));
-        let mut needed = ballot.chain([401, 402, 403, 411, 412, 413]);
-        if needed.all(|o| port_free(base + o)) {
-            return Ok(base);
-        }
-    }
-    bail!("no free range of loopback ports found")
+/// The ports of the clusters above a base port.
+fn ports(base: u16) -> impl Iterator<Item = u16> {
+    let ballot = BALLOT_SYSTEMS.iter().flat_map(|&(_, _, n, off)| (1..=n).flat_map(move |i| [off + i, off + 100 + i]));
+    ballot.chain([401, 402, 403, 411, 412, 413]).map(move |o| base + o)
 }
 
 /// A plain `write` (256 B appended) + `fdatasync` loop in `dir` for `secs`: the disk's
@@ -371,7 +361,7 @@ pub fn bench(opts: &Options) -> Result<()> {
     let sync_before = fdatasync_rate(&dir, 3.0)?;
     eprintln!("    {sync_before:.0} fdatasyncs/s");
 
-    let base = free_base()?;
+    let base = free_base(ports)?;
     eprintln!(
         "==> starting a 3-member etcd cluster, 3-node ballot-kvd clusters on Raft and Multi-Paxos and a 4-node one \
          on PBFT, on loopback (data under {})",
@@ -626,7 +616,8 @@ impl<'a> Summary<'a> {
 
     /// Two panels of grouped bars: throughput and p99 latency per workload.
     fn svg(&self) -> String {
-        let colors = [("etcd", "#4e79a7"), ("ballot-raft", "#f28e2b"), ("ballot-paxos", "#59a14f"), ("ballot-pbft", "#e15759")];
+        let colors =
+            [("etcd", "#4e79a7"), ("ballot-raft", "#f28e2b"), ("ballot-paxos", "#59a14f"), ("ballot-pbft", "#e15759")];
         let (width, panel_h, top, left) = (960.0, 300.0, 60.0, 80.0);
         let plot_w = width - left - 30.0;
         let mut s = format!(

@@ -86,6 +86,17 @@ impl Cli {
         self.command(args).stdin(Stdio::null()).output().with_context(|| format!("running {}", self.binary.display()))
     }
 
+    /// `ballot status` as JSON rows, one per endpoint. Read whatever the exit status:
+    /// `status` exits 1 when any endpoint is unhealthy (a node just killed) and still
+    /// prints a row for each.
+    pub fn status_rows(&self) -> Vec<Value> {
+        let out = self.output(&["--output", "json", "status", "--timeout", "2s"]);
+        match out.ok().and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok()) {
+            Some(Value::Array(rows)) => rows,
+            _ => Vec::new(),
+        }
+    }
+
     /// Runs it with `--output json` and parses stdout.
     pub fn json(&self, args: &[&str]) -> Result<Value> {
         let mut all = vec!["--output", "json"];
@@ -128,4 +139,19 @@ impl Drop for Teardown {
                 .status();
         }
     }
+}
+
+/// Whether `port` on 127.0.0.1 looks free for both UDP (QUIC) and TCP (metrics).
+pub fn port_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// The first base port `b` among 21000, 22000, … 59000 whose `ports(b)` all look free.
+pub fn free_base<I: Iterator<Item = u16>>(ports: impl Fn(u16) -> I) -> Result<u16> {
+    for base in (21_000..60_000).step_by(1000) {
+        if ports(base).all(port_free) {
+            return Ok(base);
+        }
+    }
+    bail!("no free range of loopback ports found")
 }

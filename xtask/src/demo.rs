@@ -54,12 +54,11 @@ fn up(cli: &mut Cli, clusters: &mut Teardown, service: &str, base_port: u16, dir
 fn wait_leader(cli: &Cli, count: usize, timeout: Duration, not: Option<u64>) -> Result<u64> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok(Value::Array(rows)) = cli.json(&["status", "--timeout", "2s"]) {
-            let leaders: Vec<Option<u64>> =
-                rows.iter().filter(|r| r.get("error").is_none()).map(|r| r["leader"].as_u64()).collect();
-            if leaders.len() >= count && leaders.iter().all(|l| l.is_some() && *l == leaders[0] && *l != not) {
-                return Ok(leaders[0].expect("checked"));
-            }
+        let rows = cli.status_rows();
+        let leaders: Vec<Option<u64>> =
+            rows.iter().filter(|r| r.get("error").is_none()).map(|r| r["leader"].as_u64()).collect();
+        if leaders.len() >= count && leaders.iter().all(|l| l.is_some() && *l == leaders[0] && *l != not) {
+            return Ok(leaders[0].expect("checked"));
         }
         if Instant::now() >= deadline {
             let other = not.map(|n| format!(" other than n{n}")).unwrap_or_default();
@@ -87,7 +86,14 @@ fn lines(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
-pub fn demo() -> Result<()> {
+/// The ports the demo's clusters use above `base`: each listens on `b+1..=b+3` and
+/// serves metrics on `b+101..=b+103`, for `b` = `base`, `base+200`, `base+400`.
+pub fn ports(base: u16) -> impl Iterator<Item = u16> {
+    [0, 200, 400].into_iter().flat_map(move |c| (1..=3).flat_map(move |i| [base + c + i, base + c + 100 + i]))
+}
+
+/// Runs the demo with its clusters on the ports above `base` (see [`ports`]).
+pub fn demo(base: u16) -> Result<()> {
     let started = Instant::now();
     step("building the binaries (the first build compiles RocksDB: 15-20 minutes on two cores)");
     let bin_dir = build_bins()?;
@@ -98,7 +104,7 @@ pub fn demo() -> Result<()> {
     // 1. The database.
     step("starting a 3-node database cluster (ballot-kvd on Raft, QUIC with mutual TLS, RocksDB)");
     let kv_dir = root.join("kv");
-    up(&mut cli, &mut clusters, "kv", 7000, &kv_dir)?;
+    up(&mut cli, &mut clusters, "kv", base, &kv_dir)?;
     cli.show(&["status"])?;
 
     step("writing and reading through the CLI");
@@ -164,8 +170,7 @@ pub fn demo() -> Result<()> {
     cli.show(&["cluster", "start", &old.to_string(), "--dir", &dir_s])?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let rows = cli.json(&["status", "--timeout", "2s"]).unwrap_or(Value::Null);
-        let rows = rows.as_array().cloned().unwrap_or_default();
+        let rows = cli.status_rows();
         let applied: Vec<u64> = rows.iter().filter_map(|r| r["applied_index"].as_u64()).collect();
         if applied.len() == 3 && applied.iter().all(|a| *a == applied[0]) {
             break;
@@ -175,12 +180,12 @@ pub fn demo() -> Result<()> {
     }
     cli.show(&["status"])?;
     println!("n{old} has applied as far as the others");
-    let kv_metrics = "http://127.0.0.1:7101/metrics".to_owned();
+    let metrics_addr = |cluster: u16| format!("127.0.0.1:{}", base + cluster + 101);
 
     // 2. The configuration service: a watch across failover.
     step("configuration service: a watch survives the failover of the leader");
     let cfg_dir = root.join("config");
-    up(&mut cli, &mut clusters, "config", 7200, &cfg_dir)?;
+    up(&mut cli, &mut clusters, "config", base + 200, &cfg_dir)?;
     let start_rev =
         cli.json(&["config", "set", "app", "feature.flag", "off"])?["revision"].as_u64().context("revision")? + 1;
     let mut watch = cli
@@ -226,7 +231,7 @@ pub fn demo() -> Result<()> {
     // 3. The election service: fencing tokens.
     step("election service: a campaigner's process dies, the next is elected with a larger fencing token");
     let el_dir = root.join("election");
-    up(&mut cli, &mut clusters, "election", 7400, &el_dir)?;
+    up(&mut cli, &mut clusters, "election", base + 400, &el_dir)?;
     let spawn = |value: &str| {
         cli.command(["--output", "json", "election", "campaign", "jobs", value, "--ttl", "2s"])
             .stdout(Stdio::piped())
@@ -253,12 +258,15 @@ pub fn demo() -> Result<()> {
     cli.show(&["election", "leader", "jobs"])?;
 
     step("metrics (Prometheus text format)");
-    let metrics = http_get("127.0.0.1:7101", "/metrics").unwrap_or_default();
+    let metrics = http_get(&metrics_addr(0), "/metrics").unwrap_or_default();
     for line in metrics.lines().filter(|l| l.starts_with("ballot_server_") && !l.contains("_bucket")).take(8) {
         println!("  {line}");
     }
     println!(
-        "scrape: {kv_metrics} (kv), http://127.0.0.1:7301/metrics (config), http://127.0.0.1:7501/metrics (election)"
+        "scrape: http://{}/metrics (kv), http://{}/metrics (config), http://{}/metrics (election)",
+        metrics_addr(0),
+        metrics_addr(200),
+        metrics_addr(400)
     );
 
     step("tearing down");

@@ -66,6 +66,10 @@ enum Cmd {
         /// ballot`) instead of building the workspace.
         #[arg(long, requires = "chain")]
         no_build: bool,
+        /// The clusters listen above this port: kv on BASE+1..3, config on BASE+201..203,
+        /// election on BASE+401..403, metrics 100 above each.
+        #[arg(long, default_value_t = 7000, conflicts_with = "chain")]
+        base_port: u16,
     },
     /// Local clusters in the background: `cargo xtask cluster up --service kv --nodes 3`,
     /// `--consensus pbft` (4 nodes).
@@ -212,6 +216,7 @@ fn test() -> Result<()> {
         c.args(["test", "--workspace", "--locked", "--no-fail-fast"]);
         run(c)
     })?;
+    step("the README's main job (`cargo xtask demo`, on free ports)", || demo::demo(cluster::free_base(demo::ports)?))?;
     step("core benchmark harness with raft-rs (clippy and tests)", || {
         // Built on its own: see the `raft-rs` feature of ballot-consensus-bench.
         run(clippy_build(&["-p", "ballot-consensus-bench", "--features", "raft-rs", "--all-targets"])?)?;
@@ -243,8 +248,8 @@ fn run_command() -> Result<()> {
         Cmd::Fresh { keep, no_demo } => fresh::fresh(&fresh::Options { keep, no_demo }),
         Cmd::ProbeLibclang => prereqs::probe_libclang(),
         Cmd::Boundary => step("dependency boundary", boundary),
-        Cmd::Demo { chain: false, .. } => demo::demo(),
-        Cmd::Demo { chain: true, no_build } => chain_demo::demo(no_build),
+        Cmd::Demo { chain: false, base_port, .. } => demo::demo(base_port),
+        Cmd::Demo { chain: true, no_build, .. } => chain_demo::demo(no_build),
         Cmd::Cluster { action, service, nodes, consensus, base_port } => {
             // Only `up` may need fresh binaries; stopping or inspecting a cluster uses
             // the ones it runs.

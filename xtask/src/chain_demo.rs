@@ -74,7 +74,7 @@ pub fn demo(no_build: bool) -> Result<()> {
     let bin_dir = if no_build {
         built_bins()?
     } else {
-        step("building the binaries (the first build compiles RocksDB: 15-20 minutes on two cores)");
+        step("building the binaries (the first build, RocksDB included: about 25 minutes on two cores)");
         build_bins()?
     };
     let dir = target_dir()?.join("ballot-demo").join("chain");

@@ -95,7 +95,7 @@ pub fn ports(base: u16) -> impl Iterator<Item = u16> {
 /// Runs the demo with its clusters on the ports above `base` (see [`ports`]).
 pub fn demo(base: u16) -> Result<()> {
     let started = Instant::now();
-    step("building the binaries (the first build compiles RocksDB: 15-20 minutes on two cores)");
+    step("building the binaries (the first build, RocksDB included: about 25 minutes on two cores)");
     let bin_dir = build_bins()?;
     let root = target_dir()?.join("ballot-demo");
     let mut cli = Cli::new(&bin_dir);

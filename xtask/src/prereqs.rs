@@ -146,9 +146,16 @@ fn is_root() -> bool {
 
 /// Runs the probe in a child process: clang-sys keeps the loaded library for the life of
 /// the process (and bindgen panics when it finds none), so a fresh process answers each
-/// time, with the environment (`LIBCLANG_PATH`) a build would see.
+/// time, with the environment (`LIBCLANG_PATH`) a build would see. On Linux the child is
+/// `/proc/self/exe`, this very binary even after a build replaced the file it was started
+/// from (`cargo xtask test` rebuilds xtask while it runs, then checks again before the demo).
 fn check_libclang() -> Result<String, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find xtask's own binary: {e}"))?;
+    let proc_self = Path::new("/proc/self/exe");
+    let exe = if proc_self.exists() {
+        proc_self.to_owned()
+    } else {
+        std::env::current_exe().map_err(|e| format!("cannot find xtask's own binary: {e}"))?
+    };
     let out = Command::new(exe)
         .arg("probe-libclang")
         .stdin(Stdio::null())

@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ballot_client::{ClientConfig, ElectionClient};
+use ballot_election::{ElectionRequest, ElectionResponse};
 use ballot_localcluster::{Cluster, ClusterSpec, Consensus, Service};
 
 const TTL: Duration = Duration::from_secs(2);
@@ -74,9 +75,9 @@ fn campaigner() {
 #[test]
 fn killing_the_leaders_client_elects_the_next_candidate_after_the_ttl() {
     let _serial = ballot_localcluster::serial();
-    // Leases expire by the leader's clock; PBFT has no time its replicas agree on yet, so
-    // its leases do not expire (docs/pbft.md, "Not done yet").
-    for consensus in Consensus::ALL.into_iter().filter(|c| !c.is_byzantine()) {
+    // Leases expire by the leader's clock (Raft, Multi-Paxos), or by time the replicas
+    // agreed on (PBFT: the primary proposes its clock, backups check it).
+    for consensus in Consensus::ALL {
         let cluster = start("campaign", consensus);
         let (mut a, a_elected) = spawn_campaigner(&cluster, "alpha");
         let line = a_elected.recv_timeout(Duration::from_secs(20)).expect("the first candidate is elected");
@@ -134,8 +135,8 @@ fn observe_sees_every_leadership_with_increasing_tokens() {
 }
 
 /// PBFT: campaigns queue and win in order with increasing fencing tokens, every client
-/// sees the same leader, and a lease keep-alive (a single leader's clock) is refused
-/// with a clear error.
+/// sees the same leader, and lease keep-alives and TTL queries are ordered and answered
+/// from agreed time.
 #[test]
 fn pbft_campaigns_resignations_and_fencing_tokens() {
     let _serial = ballot_localcluster::serial();
@@ -144,8 +145,9 @@ fn pbft_campaigns_resignations_and_fencing_tokens() {
         let election = ElectionClient::connect(cluster.spec().client_config().unwrap()).await.unwrap();
         let first = election.campaign("jobs", "alpha", TTL).await.unwrap();
         let token_a = first.leadership().token;
-        let err = election.keep_alive(first.lease()).await.expect_err("keep-alives need agreed time");
-        assert!(err.to_string().contains("local clock"), "{err}");
+        assert_eq!(election.keep_alive(first.lease()).await.unwrap(), Some(TTL));
+        let ttl = election.request(ElectionRequest::TimeToLive { lease: first.lease() }).await.unwrap();
+        assert!(matches!(ttl, ElectionResponse::TimeToLive { remaining_ms, .. } if remaining_ms <= 2_000), "{ttl:?}");
 
         // A second candidate queues behind the first and wins when it resigns.
         let waiting = {

@@ -110,6 +110,14 @@ pub trait Protocol {
         let _ = (now, index, digest, state);
     }
 
+    /// The service's next deadline in agreed time (milliseconds since the Unix epoch;
+    /// `None`: nothing is due): a protocol that orders time ([`Apply::Time`]) orders a
+    /// time at or past it once its clock reaches it, even if no request arrives, so that
+    /// an idle cluster still expires leases. The host tells it every tick. Others ignore it.
+    fn time_wanted(&mut self, now: Instant, unix_ms: Option<u64>) {
+        let _ = (now, unix_ms);
+    }
+
     /// What a client needs before it accepts an answer from this cluster.
     #[must_use]
     fn client_rule(&self) -> ClientRule {
@@ -302,6 +310,17 @@ pub enum Apply {
         /// The index the digest is taken at.
         index: u64,
     },
+    /// Time the replicas agreed on, ordered at `index` (PBFT with an agreed clock): the
+    /// service's clock moves to `unix_ms` (never backwards) before the commands that
+    /// follow. Every correct replica applies the same times at the same indexes, so
+    /// leases can expire deterministically.
+    Time {
+        /// Its log index.
+        index: u64,
+        /// Milliseconds since the Unix epoch, as proposed by the primary and checked by
+        /// the backups against their own clocks.
+        unix_ms: u64,
+    },
 }
 
 impl Apply {
@@ -309,7 +328,10 @@ impl Apply {
     #[must_use]
     pub fn index(&self) -> u64 {
         match self {
-            Apply::Command { index, .. } | Apply::Internal { index } | Apply::Checkpoint { index } => *index,
+            Apply::Command { index, .. }
+            | Apply::Internal { index }
+            | Apply::Checkpoint { index }
+            | Apply::Time { index, .. } => *index,
             Apply::Restore(s) => s.meta.index,
         }
     }

@@ -122,6 +122,32 @@ pub trait StateMachine: Send + 'static {
         let _ = index;
     }
 
+    /// Whether the service needs time the replicas agree on (leases, TTLs). Under a
+    /// Byzantine protocol no replica's clock is trusted alone: when this is true the
+    /// protocol orders time with the commands ([`Apply::Time`](crate::Apply::Time)) and
+    /// the host calls [`apply_time`](Self::apply_time). Default: false.
+    fn wants_agreed_time() -> bool {
+        false
+    }
+
+    /// Applies agreed time `unix_ms` (milliseconds since the Unix epoch) ordered at log
+    /// `index`; returns the events it produced (leases that expired). Must be
+    /// deterministic, and must not move the service's clock backwards. Default: notes
+    /// the index like [`apply_internal`](Self::apply_internal).
+    fn apply_time(&mut self, index: u64, unix_ms: u64) -> Vec<Self::Event> {
+        let _ = unix_ms;
+        self.apply_internal(index);
+        Vec::new()
+    }
+
+    /// The earliest agreed time (ms since the Unix epoch) at which applying a time would
+    /// change the state (a lease's deadline); `None` if none would. The host passes it to
+    /// the protocol ([`Protocol::time_wanted`](crate::Protocol::time_wanted)).
+    /// Default: `None`.
+    fn agreed_deadline(&self) -> Option<u64> {
+        None
+    }
+
     /// Answers a read from the current state.
     fn query(&self, request: &Self::Request) -> Self::Response;
 

@@ -13,8 +13,9 @@ use crate::{
     MAX_LEASES, MAX_NAME_SIZE, MAX_TTL_MS, MAX_VALUE_SIZE, MIN_TTL_MS,
 };
 
-/// The snapshot format this version writes and reads.
-const SNAPSHOT_FORMAT: u8 = 1;
+/// The snapshot format this version writes: 2 adds the agreed-time lease deadlines
+/// after the state of format 1 (which it still reads).
+const SNAPSHOT_FORMAT: u8 = 2;
 
 /// How long the leader waits for a proposed revocation of an expired lease to apply
 /// before proposing it again (the first may have been lost).
@@ -53,6 +54,16 @@ struct State {
     elections: BTreeMap<String, Election>,
 }
 
+/// Lease deadlines in time the replicas agreed on (under a Byzantine protocol, see
+/// [`StateMachine::apply_time`]): replicated state, the same on every replica.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct AgreedLeases {
+    /// The agreed time: the latest applied, in milliseconds since the Unix epoch.
+    now_ms: u64,
+    /// Every lease's deadline in agreed time.
+    deadlines: BTreeMap<LeaseId, u64>,
+}
+
 /// The leader's volatile lease clock: deadlines exist only on the leader.
 #[derive(Clone, Debug, Default)]
 struct LeaseClock {
@@ -64,15 +75,24 @@ struct LeaseClock {
 /// The election service: leases, named elections with FIFO candidate queues, and
 /// fencing tokens.
 ///
-/// Lease deadlines are leader-local: [`tick`](StateMachine::tick) on the leader proposes
-/// revocations of leases past their deadline, [`leader_request`](StateMachine::leader_request)
-/// serves keep-alives; followers keep no deadlines. A replica that becomes leader
-/// (its first `tick(_, true)` or leader request since it last ticked as a follower)
-/// gives every lease a full TTL from then, so a failover never expires a live lease early.
-/// The driver should call `tick(now, false)` as soon as the replica stops leading.
+/// Lease deadlines have two homes, chosen by the consensus underneath:
+///
+/// * **Leader-local** (Raft, Multi-Paxos): [`tick`](StateMachine::tick) on the leader
+///   proposes revocations of leases past their deadline,
+///   [`leader_request`](StateMachine::leader_request) serves keep-alives; followers keep
+///   no deadlines. A replica that becomes leader (its first `tick(_, true)` or leader
+///   request since it last ticked as a follower) gives every lease a full TTL from then,
+///   so a failover never expires a live lease early. The driver should call
+///   `tick(now, false)` as soon as the replica stops leading.
+/// * **Agreed time** (PBFT, where no single replica's clock is trusted): once the first
+///   [`apply_time`](StateMachine::apply_time) arrives, deadlines are replicated state:
+///   set by grants and ordered keep-alives (which, like TTL queries, are then applied as
+///   writes), and leases expire when an applied agreed time passes their deadline, on
+///   every replica alike. Leases that existed before get a full TTL from that first time.
 #[derive(Clone, Debug, Default)]
 pub struct ElectionService {
     state: State,
+    agreed: Option<AgreedLeases>,
     clock: Option<LeaseClock>,
 }
 
@@ -172,6 +192,9 @@ impl ElectionService {
         }
         self.state.revision += 1;
         self.state.leases.insert(lease, Lease { ttl_ms, elections: BTreeSet::new() });
+        if let Some(a) = &mut self.agreed {
+            a.deadlines.insert(lease, a.now_ms.saturating_add(ttl_ms));
+        }
         ElectionResponse::Granted { header: self.header(), lease, ttl_ms }
     }
 
@@ -182,6 +205,9 @@ impl ElectionService {
         if let Some(clock) = &mut self.clock {
             clock.deadlines.remove(&lease);
             clock.revoking.remove(&lease);
+        }
+        if let Some(a) = &mut self.agreed {
+            a.deadlines.remove(&lease);
         }
         self.state.revision += 1;
         let events = l.elections.iter().filter_map(|e| self.withdraw(e, lease)).collect();
@@ -268,11 +294,40 @@ impl ElectionService {
         Ok((l.ttl_ms, deadline))
     }
 
-    /// Serializes the leases, elections, queues and token counter (not the leader's
-    /// volatile deadlines).
+    /// A keep-alive or TTL query applied in agreed time: answered from the replicated
+    /// deadline (a keep-alive first moves it a full TTL past the agreed time).
+    fn agreed_lease_request(&mut self, request: &ElectionRequest) -> Option<ElectionResponse> {
+        let (ElectionRequest::KeepAlive { lease } | ElectionRequest::TimeToLive { lease }) = request else {
+            return None;
+        };
+        let a = self.agreed.as_mut()?;
+        let (Some(l), Some(deadline)) = (self.state.leases.get(lease), a.deadlines.get_mut(lease)) else {
+            return Some(ElectionResponse::LeaseNotFound { lease: *lease });
+        };
+        let lease = *lease;
+        let ttl_ms = l.ttl_ms;
+        Some(if matches!(request, ElectionRequest::KeepAlive { .. }) {
+            *deadline = a.now_ms.saturating_add(ttl_ms);
+            ElectionResponse::KeptAlive { lease, ttl_ms }
+        } else {
+            ElectionResponse::TimeToLive { lease, ttl_ms, remaining_ms: deadline.saturating_sub(a.now_ms) }
+        })
+    }
+
+    /// The agreed time, once the consensus orders time (milliseconds since the Unix
+    /// epoch); `None` while lease deadlines are leader-local.
+    #[must_use]
+    pub fn agreed_time(&self) -> Option<u64> {
+        self.agreed.as_ref().map(|a| a.now_ms)
+    }
+
+    /// Serializes the leases, elections, queues, token counter and agreed-time deadlines
+    /// (not the leader's volatile deadlines).
     #[must_use]
     pub fn to_snapshot(&self) -> Vec<u8> {
-        postcard::to_extend(&self.state, vec![SNAPSHOT_FORMAT]).expect("serializing plain data into memory cannot fail")
+        let out = postcard::to_extend(&self.state, vec![SNAPSHOT_FORMAT]);
+        postcard::to_extend(&self.agreed, out.expect("serializing plain data into memory cannot fail"))
+            .expect("serializing plain data into memory cannot fail")
     }
 
     /// Decodes a snapshot written by [`to_snapshot`](Self::to_snapshot), checking that it
@@ -283,15 +338,22 @@ impl ElectionService {
     pub fn from_snapshot(data: &[u8]) -> Result<Self, ElectionError> {
         let (&found, rest) =
             data.split_first().ok_or(ElectionError::CorruptSnapshot("the snapshot is empty".into()))?;
-        if found != SNAPSHOT_FORMAT {
+        if !(1..=SNAPSHOT_FORMAT).contains(&found) {
             return Err(ElectionError::SnapshotFormat { found, supported: SNAPSHOT_FORMAT });
         }
-        let (state, trailing): (State, _) = postcard::take_from_bytes(rest)?;
+        let (state, rest): (State, _) = postcard::take_from_bytes(rest)?;
+        let (agreed, trailing): (Option<AgreedLeases>, _) =
+            if found >= 2 { postcard::take_from_bytes(rest)? } else { (None, rest) };
         if !trailing.is_empty() {
             return Err(ElectionError::CorruptSnapshot(format!("{} trailing bytes", trailing.len())));
         }
         check_state(&state).map_err(ElectionError::CorruptSnapshot)?;
-        Ok(ElectionService { state, clock: None })
+        if let Some(a) = &agreed
+            && !a.deadlines.keys().eq(state.leases.keys())
+        {
+            return Err(ElectionError::CorruptSnapshot("the agreed-time deadlines do not match the leases".into()));
+        }
+        Ok(ElectionService { state, agreed, clock: None })
     }
 }
 
@@ -393,12 +455,36 @@ impl StateMachine for ElectionService {
             ElectionRequest::Revoke { lease } => self.revoke(lease),
             ElectionRequest::Campaign { election, lease, value } => self.campaign(election, lease, value),
             ElectionRequest::Resign { election, lease } => self.resign(election, lease),
-            other => (self.query(&other), Vec::new()),
+            other => (self.agreed_lease_request(&other).unwrap_or_else(|| self.query(&other)), Vec::new()),
         }
     }
 
     fn apply_internal(&mut self, index: u64) {
         self.state.applied = self.state.applied.max(index);
+    }
+
+    fn wants_agreed_time() -> bool {
+        true
+    }
+
+    fn agreed_deadline(&self) -> Option<u64> {
+        self.agreed.as_ref().and_then(|a| a.deadlines.values().min().copied())
+    }
+
+    /// Moves the agreed time to `unix_ms` (never back) and revokes every lease whose
+    /// deadline it reached, in lease order; the first agreed time gives every existing
+    /// lease a full TTL.
+    fn apply_time(&mut self, index: u64, unix_ms: u64) -> Vec<LeaderEvent> {
+        self.state.applied = self.state.applied.max(index);
+        let leases = &self.state.leases;
+        let a = self.agreed.get_or_insert_with(|| AgreedLeases {
+            now_ms: unix_ms,
+            deadlines: leases.iter().map(|(id, l)| (*id, unix_ms.saturating_add(l.ttl_ms))).collect(),
+        });
+        a.now_ms = a.now_ms.max(unix_ms);
+        let now = a.now_ms;
+        let expired: Vec<LeaseId> = a.deadlines.iter().filter(|(_, d)| **d <= now).map(|(id, _)| *id).collect();
+        expired.into_iter().flat_map(|lease| self.revoke(lease).1).collect()
     }
 
     fn query(&self, request: &ElectionRequest) -> ElectionResponse {

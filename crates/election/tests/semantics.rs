@@ -484,3 +484,82 @@ fn expiry_from_a_leader_is_what_clients_see() {
     assert_eq!(revoked_at, Some(Instant::from_millis(TTL)));
     assert_eq!(svc.lease_count(), 1);
 }
+
+/// Agreed time (under PBFT): deadlines are replicated state, moved by grants, ordered
+/// keep-alives and applied times, never by a replica's own clock.
+#[test]
+fn in_agreed_time_leases_expire_when_applied_time_passes_their_deadline() {
+    assert!(ElectionService::wants_agreed_time());
+    let mut svc = with_leases(2);
+    assert_eq!(svc.agreed_time(), None);
+    let (_, ev) = svc.apply(3, campaign("e", 1));
+    assert_eq!(leader_of(&ev), Some((1, 1)));
+    svc.apply(4, campaign("e", 2));
+    // The first agreed time gives the two existing leases a full TTL from it.
+    assert!(svc.apply_time(5, 10_000).is_empty());
+    assert_eq!(svc.agreed_time(), Some(10_000));
+    let ttl =
+        |svc: &mut ElectionService, i, lease| svc.apply(i, ElectionRequest::TimeToLive { lease: LeaseId(lease) }).0;
+    assert_eq!(ttl(&mut svc, 6, 1), ElectionResponse::TimeToLive { lease: LeaseId(1), ttl_ms: TTL, remaining_ms: TTL });
+    // Lease 2 is kept alive at 12 s (ordered, applied as a write), lease 1 is not.
+    assert!(svc.apply_time(7, 12_000).is_empty());
+    let (reply, _) = svc.apply(8, ElectionRequest::KeepAlive { lease: LeaseId(2) });
+    assert_eq!(reply, ElectionResponse::KeptAlive { lease: LeaseId(2), ttl_ms: TTL });
+    assert_eq!(
+        ttl(&mut svc, 9, 1),
+        ElectionResponse::TimeToLive { lease: LeaseId(1), ttl_ms: TTL, remaining_ms: 1_000 }
+    );
+    // A time that goes back changes nothing; the agreed clock never moves backwards.
+    assert!(svc.apply_time(10, 11_000).is_empty());
+    assert_eq!(svc.agreed_time(), Some(12_000));
+    // 13 s: lease 1 (deadline 13 s) expires on every replica alike; lease 2 leads.
+    let events = svc.apply_time(11, 13_000);
+    assert_eq!(leader_of(&events), Some((2, 2)));
+    assert_eq!(svc.lease_count(), 1);
+    assert_eq!(ttl(&mut svc, 12, 1), ElectionResponse::LeaseNotFound { lease: LeaseId(1) });
+    let (reply, _) = svc.apply(13, ElectionRequest::KeepAlive { lease: LeaseId(1) });
+    assert_eq!(reply, ElectionResponse::LeaseNotFound { lease: LeaseId(1) });
+    // A grant in agreed time has its deadline a TTL after the agreed time.
+    let (reply, _) = svc.apply(14, ElectionRequest::Grant { ttl_ms: MIN_TTL_MS });
+    assert!(matches!(reply, ElectionResponse::Granted { lease: LeaseId(14), .. }), "{reply:?}");
+    assert_eq!(
+        ttl(&mut svc, 15, 14),
+        ElectionResponse::TimeToLive { lease: LeaseId(14), ttl_ms: MIN_TTL_MS, remaining_ms: MIN_TTL_MS }
+    );
+    // The deadlines travel with snapshots (format 2); a replica restored from one
+    // expires the same leases at the same agreed time.
+    let mut restored = ElectionService::from_snapshot(&svc.to_snapshot()).expect("restore");
+    assert_eq!(restored.agreed_time(), Some(13_000));
+    let (a, b) = (svc.apply_time(16, 15_000), restored.apply_time(16, 15_000));
+    assert_eq!(a, b);
+    assert_eq!(svc.to_snapshot(), restored.to_snapshot());
+    // The leader-local paths stay out of it: a tick proposes nothing.
+    assert!(svc.tick(ms(1_000_000), false).is_empty());
+}
+
+#[test]
+fn snapshots_of_format_1_still_restore_with_leader_local_deadlines() {
+    let svc = with_leases(2);
+    let v2 = svc.to_snapshot();
+    assert_eq!(v2[0], 2);
+    // Format 1 is format 2 without the trailing agreed-time field (`None` is one byte).
+    let mut v1 = v2[..v2.len() - 1].to_vec();
+    v1[0] = 1;
+    let restored = ElectionService::from_snapshot(&v1).expect("format 1");
+    assert_eq!(restored.lease_count(), 2);
+    assert_eq!(restored.agreed_time(), None);
+    // Deadlines that do not match the leases are refused.
+    let mut svc = with_leases(2);
+    svc.apply_time(3, 1_000);
+    let mut bytes = svc.to_snapshot();
+    let mut other = with_leases(3);
+    other.apply_time(4, 1_000);
+    let extra = other.to_snapshot();
+    // Splice the agreed part of the three-lease service behind the two-lease state.
+    let state_len = bytes.len() - (svc.to_snapshot().len() - with_leases(2).to_snapshot().len() + 1);
+    bytes.truncate(state_len);
+    let agreed_len = extra.len() - with_leases(3).to_snapshot().len() + 1;
+    bytes.extend_from_slice(&extra[extra.len() - agreed_len..]);
+    let err = ElectionService::from_snapshot(&bytes).expect_err("mismatched deadlines");
+    assert!(err.to_string().contains("agreed-time deadlines do not match the leases"), "{err}");
+}

@@ -1,7 +1,8 @@
 //! Signed requests through the real replica host: four `Replica<Pbft, KvStore>` with
 //! Ed25519 replica keys from node certificates and clients signing with theirs. A
 //! primary that alters a request or invents a client is refused and replaced; reads can
-//! be ordered; unsigned and leader-local requests get clear errors.
+//! be ordered; unsigned requests get clear errors. Four `Replica<Pbft, ElectionService>`
+//! with an agreed clock expire leases in agreed time.
 
 mod common;
 
@@ -11,18 +12,21 @@ use std::time::Duration;
 
 use ballot_core::service::{Command, Consistency, Session, StateMachine};
 use ballot_core::{Instant, Membership, NodeId, Recovered};
-use ballot_election::{ElectionRequest, ElectionService, LeaseId};
+use ballot_election::{ElectionRequest, ElectionResponse, ElectionService, MIN_TTL_MS};
 use ballot_kv::{KvRequest, KvResponse, KvStore};
 use ballot_pbft::byzantine::Forge;
-use ballot_pbft::{Config, Crypto, Item, Message, Pbft};
+use ballot_pbft::{AgreedClock, Config, Crypto, Item, Message, Pbft};
 use ballot_pbft_auth::{ClientAuth, ClusterKeys, NodeSigner, RequestSigner};
 use ballot_replica::{Replica, ReplicaConfig, ReplicaOutput, RequestId};
 use ballot_wire::{ClientError, Codec};
 use bytes::Bytes;
 use common::Ca;
 
-type Node = Replica<Pbft, KvStore>;
-type Reply = Result<KvResponse, ClientError>;
+type Node<S> = Replica<Pbft, S>;
+type Reply<S> = Result<<S as StateMachine>::Response, ClientError>;
+
+/// The Unix time (ms) of the replicas' clocks at `Instant::ZERO`, with an agreed clock.
+const EPOCH_MS: u64 = 1_800_000_000_000;
 
 /// How a lying primary rewrites the requests of its PRE-PREPAREs.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -33,21 +37,26 @@ enum Lie {
     InventClient,
 }
 
-struct Net {
-    nodes: Vec<Node>,
+struct Net<S: StateMachine> {
+    nodes: Vec<Node<S>>,
     now: Instant,
     wire: VecDeque<(NodeId, NodeId, Message)>,
-    replies: BTreeMap<(usize, RequestId), Reply>,
+    replies: BTreeMap<(usize, RequestId), Reply<S>>,
     client: RequestSigner,
     stranger: RequestSigner,
     liar: Option<(NodeId, Lie, Forge)>,
     codec: Codec,
-    /// Node 1's authentication.
-    crypto: Crypto,
 }
 
-impl Net {
+impl Net<KvStore> {
     fn new(liar: Option<(u64, Lie)>) -> Self {
+        Self::with_service(liar, KvStore::new)
+    }
+}
+
+impl<S: StateMachine> Net<S> {
+    /// Four replicas of `service`, with an agreed clock if the service wants one.
+    fn with_service(liar: Option<(u64, Lie)>, service: impl Fn() -> S) -> Self {
         let ca = Ca::new();
         let name = |id: NodeId| format!("n{}.ballot", id.get());
         let certs: Vec<_> = (1..=4).map(|i| ca.issue(&name(NodeId(i)), true)).collect();
@@ -68,8 +77,9 @@ impl Net {
                 let mut cfg = Config::new(NodeId(i));
                 cfg.request_timeout = Duration::from_millis(500);
                 cfg.status_interval = Duration::from_millis(50);
+                cfg.clock = S::wants_agreed_time().then(|| AgreedClock::new(EPOCH_MS));
                 let pbft = Pbft::new(cfg, members.clone(), Recovered::default(), crypto(i), Instant::ZERO).unwrap();
-                Replica::new(pbft, KvStore::new(), ReplicaConfig::default())
+                Replica::new(pbft, service(), ReplicaConfig::default())
             })
             .collect();
         let (client_cert, client_key) = ca.issue("client.ballot", false);
@@ -84,7 +94,6 @@ impl Net {
             stranger: RequestSigner::new("ballot", &stranger_cert, &stranger_key).unwrap(),
             liar: liar.map(|(i, lie)| (NodeId(i), lie, Forge::new(NodeId(i), signer(i)))),
             codec: Codec::default(),
-            crypto: crypto(1),
         }
     }
 
@@ -143,7 +152,7 @@ impl Net {
             self.nodes[to.0 as usize - 1].handle_message(now, from, m);
             return;
         }
-        self.now = self.nodes.iter().filter_map(Node::poll_timeout).min().unwrap_or(now).max(now);
+        self.now = self.nodes.iter().filter_map(Node::<S>::poll_timeout).min().unwrap_or(now).max(now);
         let now = self.now;
         for n in &mut self.nodes {
             if n.poll_timeout().is_some_and(|t| t <= now) {
@@ -152,7 +161,7 @@ impl Net {
         }
     }
 
-    fn run_until(&mut self, what: &str, cond: impl Fn(&Net) -> bool) {
+    fn run_until(&mut self, what: &str, cond: impl Fn(&Self) -> bool) {
         let end = self.now + Duration::from_secs(20);
         while !cond(self) {
             assert!(self.now < end, "timed out: {what}");
@@ -161,7 +170,7 @@ impl Net {
     }
 
     /// The client signs `request` in `session` and sends it to every replica.
-    fn send(&mut self, id: u64, session: Option<Session>, request: KvRequest, ordered: bool) {
+    fn send(&mut self, id: u64, session: Option<Session>, request: S::Request, ordered: bool) {
         let body = self.codec.encode(&Command { session, request }).unwrap();
         let signed = self.client.sign(&body);
         let now = self.now;
@@ -174,7 +183,7 @@ impl Net {
         }
     }
 
-    fn reply(&self, node: usize, id: u64) -> Option<&Reply> {
+    fn reply(&self, node: usize, id: u64) -> Option<&Reply<S>> {
         self.replies.get(&(node, RequestId(id)))
     }
 
@@ -182,6 +191,19 @@ impl Net {
         by.iter().all(|&i| self.reply(i, id).is_some())
     }
 
+    /// The answer every replica gave to request `id`, once all four gave the same one.
+    fn agreed_reply(&mut self, id: u64) -> Reply<S>
+    where
+        S::Response: PartialEq,
+    {
+        self.run_until("an answer from all four", |n| n.answered(id, &[0, 1, 2, 3]));
+        let first = self.reply(0, id).unwrap().clone();
+        assert!((1..4).all(|i| *self.reply(i, id).unwrap() == first), "replicas answered {id} differently");
+        first
+    }
+}
+
+impl Net<KvStore> {
     fn get(&self, node: usize, key: &str) -> Option<Bytes> {
         match self.nodes[node]
             .service()
@@ -226,7 +248,7 @@ fn signed_requests_are_ordered_and_every_replica_answers_alike() {
 }
 
 #[test]
-fn unsigned_and_leader_local_requests_get_clear_errors() {
+fn unsigned_requests_get_clear_errors() {
     let mut net = Net::new(None);
     let codec = Codec::default();
     let unsigned =
@@ -241,27 +263,53 @@ fn unsigned_and_leader_local_requests_get_clear_errors() {
         other => panic!("{other:?}"),
     }
     assert_eq!(net.nodes[0].protocol().pending_requests(), 0, "nothing was proposed");
+}
 
-    // A leader-local request (a lease keep-alive of the election service): one
-    // replica's clock is not the cluster's, and it would be the only one to answer.
-    let pbft = Pbft::new(
-        Config::new(NodeId(1)),
-        Membership::new((1..=4).map(NodeId)),
-        Recovered::default(),
-        net.crypto.clone(),
-        Instant::ZERO,
-    )
-    .unwrap();
-    let mut election = Replica::new(pbft, ElectionService::new(), ReplicaConfig::default());
-    let keep_alive = Command { session: None, request: ElectionRequest::KeepAlive { lease: LeaseId(1) } };
-    election.request_command(Instant::ZERO, RequestId(2), net.client.sign(&codec.encode(&keep_alive).unwrap()));
-    let reply = std::iter::from_fn(|| election.poll_output()).find_map(|o| match o {
-        ReplicaOutput::Reply { result, .. } => Some(result),
-        _ => None,
-    });
-    match reply {
-        Some(Err(ClientError::InvalidRequest(msg))) => assert!(msg.contains("local clock"), "{msg}"),
+/// Leases under PBFT: grants, keep-alives and TTL queries are ordered and answered alike
+/// by every replica from agreed time; a lease nobody keeps alive expires at the same
+/// index everywhere and its election passes to the next candidate.
+#[test]
+fn election_leases_are_kept_alive_and_expire_in_agreed_time() {
+    let mut net = Net::with_service(None, ElectionService::new);
+    let mut seq = 0;
+    let mut call = |net: &mut Net<ElectionService>, request: ElectionRequest| {
+        seq += 1;
+        net.send(seq, Some(Session { client: 7, seq }), request, false);
+        net.agreed_reply(seq).expect("answered")
+    };
+    let grant = ElectionRequest::Grant { ttl_ms: MIN_TTL_MS };
+    let ElectionResponse::Granted { lease: a, .. } = call(&mut net, grant.clone()) else { panic!("no lease") };
+    let ElectionResponse::Granted { lease: b, .. } = call(&mut net, grant) else { panic!("no lease") };
+    let campaign = |lease| ElectionRequest::Campaign { election: "e".into(), lease, value: Bytes::from_static(b"v") };
+    assert!(matches!(call(&mut net, campaign(a)), ElectionResponse::Elected { .. }));
+    assert!(matches!(call(&mut net, campaign(b)), ElectionResponse::Queued { .. }));
+    // Only b is kept alive, every 300 ms, for 2 s: a (TTL 1 s) expires meanwhile.
+    let start = net.now;
+    while net.now < start + Duration::from_secs(2) {
+        let reply = call(&mut net, ElectionRequest::KeepAlive { lease: b });
+        assert_eq!(reply, ElectionResponse::KeptAlive { lease: b, ttl_ms: MIN_TTL_MS });
+        let until = net.now + Duration::from_millis(300);
+        net.run_until("300 ms", |n| n.now >= until);
+    }
+    for node in &net.nodes {
+        assert_eq!(node.service().leader("e").map(|l| l.lease), Some(b), "b leads after a expired");
+        assert_eq!(node.service().lease_count(), 1);
+        assert!(node.service().agreed_time().is_some_and(|t| t >= EPOCH_MS + 1_000));
+    }
+    assert_eq!(call(&mut net, ElectionRequest::TimeToLive { lease: a }), ElectionResponse::LeaseNotFound { lease: a });
+    match call(&mut net, ElectionRequest::TimeToLive { lease: b }) {
+        ElectionResponse::TimeToLive { remaining_ms, .. } => assert!(remaining_ms <= MIN_TTL_MS, "{remaining_ms}"),
         other => panic!("{other:?}"),
+    }
+    let states: Vec<Vec<u8>> = net.nodes.iter().map(|n| n.service().to_snapshot()).collect();
+    assert!(states.windows(2).all(|w| w[0] == w[1]), "the replicas' lease states agree");
+    // Nobody writes any more: the primary orders time alone once b's deadline is due
+    // (the host passes the service's next deadline to the protocol every tick).
+    let until = net.now + Duration::from_secs(2);
+    net.run_until("2 s without requests", |n| n.now >= until);
+    for node in &net.nodes {
+        assert_eq!(node.service().lease_count(), 0, "b expired in an idle cluster");
+        assert_eq!(node.service().leader("e"), None);
     }
 }
 

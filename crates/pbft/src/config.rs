@@ -51,6 +51,48 @@ pub struct Config {
     pub max_pending: usize,
     /// How reads are served.
     pub read_mode: ReadMode,
+    /// Agreed time for services with leases: `None` (the default) orders no time.
+    pub clock: Option<AgreedClock>,
+}
+
+/// Time the replicas agree on (Castro and Liskov's non-deterministic choices, checked
+/// by the backups): the primary puts its clock reading first in every batch, as an
+/// [`Item::Time`](crate::Item::Time), and orders a batch of time alone when its clock
+/// passes the service's next deadline ([`Protocol::time_wanted`](ballot_core::Protocol::time_wanted));
+/// a backup accepts a PRE-PREPARE only if that time is at most
+/// `max_skew` ahead of its own clock and at most `max_skew` plus the request timeout
+/// behind it (the batch was timed before its durable write and its trip). A lying
+/// primary can therefore move the agreed time at most `max_skew` ahead of a correct
+/// clock, or time a keep-alive up to `max_skew` plus the request timeout late, so a
+/// lease ends at most `2 * max_skew + request_timeout` (plus the correct clocks' own
+/// differences) earlier than its holder, counting from its keep-alive, expects; with a
+/// correct primary, only the clocks' differences.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AgreedClock {
+    /// This replica's clock: milliseconds since the Unix epoch at
+    /// [`Instant::ZERO`](ballot_core::Instant::ZERO) of the host's timeline (the host
+    /// reads its wall clock once; time then advances with the inputs' `now`).
+    pub unix_ms_at_zero: u64,
+    /// How far the primary's time may be ahead of a backup's clock.
+    pub max_skew: Duration,
+    /// While the service still waits for a deadline, the primary orders a batch of time
+    /// alone at most once per `heartbeat`.
+    pub heartbeat: Duration,
+}
+
+impl AgreedClock {
+    /// A clock reading `unix_ms_at_zero` at the host's `Instant::ZERO`, with a 500 ms
+    /// skew bound and a 500 ms heartbeat.
+    #[must_use]
+    pub fn new(unix_ms_at_zero: u64) -> Self {
+        AgreedClock { unix_ms_at_zero, max_skew: Duration::from_millis(500), heartbeat: Duration::from_millis(500) }
+    }
+
+    /// The clock's reading at `now`, in milliseconds since the Unix epoch.
+    #[must_use]
+    pub fn unix_ms(&self, now: ballot_core::Instant) -> u64 {
+        self.unix_ms_at_zero.saturating_add(now.as_nanos() / 1_000_000)
+    }
 }
 
 impl Config {
@@ -73,6 +115,7 @@ impl Config {
             max_command_size: 1 << 20,
             max_pending: 10_000,
             read_mode: ReadMode::Fast,
+            clock: None,
         }
     }
 
@@ -108,6 +151,9 @@ impl Config {
         }
         if self.request_timeout.is_zero() || self.status_interval.is_zero() {
             return bad("request_timeout", "timeouts must be positive");
+        }
+        if self.clock.is_some_and(|c| c.heartbeat.is_zero()) {
+            return bad("clock", "the heartbeat must be positive");
         }
         Ok(())
     }

@@ -88,7 +88,7 @@ mod view_change;
 
 pub mod byzantine;
 
-pub use config::{Config, ReadMode};
+pub use config::{AgreedClock, Config, ReadMode};
 pub use crypto::{Crypto, Digest, Enc, RequestAuth, Signable, Signed, Signer, Verifier, insecure, sha256};
 pub use error::PbftError;
 pub use message::{

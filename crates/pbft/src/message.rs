@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{Digest, Enc, Signable, Signed, sha256};
 
-/// One item of a batch: a client request, or an ordered-read barrier.
+/// One item of a batch: a client request, an ordered-read barrier, or the batch's
+/// agreed time.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Item {
     /// A client command, exactly as the client encoded and signed it.
@@ -21,6 +22,11 @@ pub enum Item {
         /// the read began, could be taken for the new one.
         nonce: u64,
     },
+    /// The primary's clock reading for the batch, in milliseconds since the Unix epoch
+    /// (with [`Config::clock`](crate::Config::clock) on): only as a batch's first item,
+    /// and accepted by a backup only within the bounds of its own clock. Covered by the
+    /// batch digest, so a view change that carries the batch over keeps its time.
+    Time(u64),
 }
 
 impl Item {
@@ -36,6 +42,7 @@ impl Item {
         match self {
             Item::Request(b) => e.u64(0).bytes(b),
             Item::Barrier { replica, nonce } => e.u64(1).u64(replica.0).u64(*nonce),
+            Item::Time(ms) => e.u64(2).u64(*ms),
         };
     }
 
@@ -45,6 +52,7 @@ impl Item {
         match self {
             Item::Request(b) => b.len() + 8,
             Item::Barrier { .. } => 24,
+            Item::Time(_) => 16,
         }
     }
 }

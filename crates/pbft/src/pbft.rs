@@ -163,6 +163,10 @@ pub struct Pbft {
     pub(crate) next_nonce: u64,
     /// This start's number (durable before any read barrier of it leaves).
     pub(crate) starts: u64,
+    /// Primary with an agreed clock: the last time it proposed, and when.
+    pub(crate) time_proposed: (u64, Instant),
+    /// The service's next deadline in agreed time, as the host last said.
+    pub(crate) time_wanted: Option<u64>,
 
     // Catch-up.
     pub(crate) tick_at: Instant,
@@ -264,6 +268,8 @@ impl Pbft {
             reads_waiting: Vec::new(),
             next_nonce: hs.starts.wrapping_add(1) << 32,
             starts: hs.starts.wrapping_add(1),
+            time_proposed: (0, Instant::ZERO),
+            time_wanted: None,
             tick_at: now + config.status_interval,
             peers: BTreeMap::new(),
             behind: BTreeMap::new(),
@@ -606,17 +612,69 @@ impl Pbft {
         }
     }
 
+    /// Whether `item` may be ordered: a request with a valid client signature, a barrier
+    /// of a replica. Time is never a request of its own (see [`Self::batch_valid`]).
     pub(crate) fn item_authentic(&self, item: &Item) -> bool {
         match item {
             Item::Request(b) => b.len() <= self.cfg.max_command_size && self.crypto.requests.verify(b),
             Item::Barrier { replica, .. } => self.is_replica(*replica),
+            Item::Time(_) => false,
         }
+    }
+
+    /// Whether `batch` is well formed: at most `max_batch` authentic items after the
+    /// agreed time, which comes first if the clock is on and nowhere if it is off. Says
+    /// what is wrong otherwise.
+    pub(crate) fn batch_valid(&self, batch: &[Item]) -> Result<(), &'static str> {
+        let items = match (batch.first(), self.cfg.clock) {
+            (Some(Item::Time(_)), Some(_)) => &batch[1..],
+            (Some(Item::Time(_)), None) => return Err("pre-prepare carries a time, and this cluster orders none"),
+            _ => batch,
+        };
+        if items.len() > self.cfg.max_batch {
+            return Err("pre-prepare batch larger than max_batch");
+        }
+        if !items.iter().all(|i| self.item_authentic(i)) {
+            return Err("pre-prepare carries a request without a valid client signature");
+        }
+        Ok(())
+    }
+
+    /// Whether the time `t` a primary proposed is within this replica's bounds: at most
+    /// `max_skew` ahead of its clock, and at most `max_skew` plus the request timeout
+    /// behind it (the batch was timed before its durable write and its trip here; a
+    /// PRE-PREPARE later than a request timeout finds its view suspected anyway). With
+    /// the clock off, no time.
+    fn time_acceptable(&self, t: Option<u64>) -> Result<(), &'static str> {
+        let Some(clock) = self.cfg.clock else {
+            return if t.is_none() { Ok(()) } else { Err("pre-prepare carries a time, and this cluster orders none") };
+        };
+        let Some(t) = t else { return Err("pre-prepare without the agreed time") };
+        let own = clock.unix_ms(self.now);
+        let ahead = u64::try_from(clock.max_skew.as_millis()).unwrap_or(u64::MAX);
+        let behind = u64::try_from((clock.max_skew + self.cfg.request_timeout).as_millis()).unwrap_or(u64::MAX);
+        if t > own.saturating_add(ahead) {
+            return Err("pre-prepare time ahead of this replica's clock by more than max_skew");
+        }
+        if t.saturating_add(behind) < own {
+            return Err("pre-prepare time behind this replica's clock by more than max_skew and the request timeout");
+        }
+        Ok(())
+    }
+
+    /// Primary with an agreed clock: whether a batch of time alone is due — its clock
+    /// reached the service's deadline, and it has not proposed a time past it (or did,
+    /// a heartbeat ago, and the service still waits).
+    fn time_due(&self) -> bool {
+        let (Some(clock), Some(wanted)) = (self.cfg.clock, self.time_wanted) else { return false };
+        clock.unix_ms(self.now) >= wanted
+            && (self.time_proposed.0 < wanted || self.now >= self.time_proposed.1 + clock.heartbeat)
     }
 
     /// Primary: pre-prepares queued requests in batches, within the water marks and the
     /// in-flight limit.
     pub(crate) fn send_batches(&mut self) {
-        if !self.active || !self.is_primary() || self.queue.is_empty() {
+        if !self.active || !self.is_primary() || (self.queue.is_empty() && !self.time_due()) {
             return;
         }
         // Until every batch a NEW-VIEW carried over is known, its requests cannot be
@@ -624,7 +682,7 @@ impl Pbft {
         if self.missing_batches().next().is_some() {
             return;
         }
-        while !self.queue.is_empty()
+        while (!self.queue.is_empty() || self.time_due())
             && self.in_window(self.next_seq)
             && self.next_seq.saturating_sub(self.exec_seq + 1) < self.cfg.max_inflight
         {
@@ -645,7 +703,14 @@ impl Pbft {
                     batch.push(p.item.clone());
                 }
             }
-            if batch.is_empty() {
+            if let Some(clock) = self.cfg.clock {
+                if batch.is_empty() && !self.time_due() {
+                    break;
+                }
+                let t = clock.unix_ms(self.now).max(self.time_proposed.0);
+                self.time_proposed = (t, self.now);
+                batch.insert(0, Item::Time(t));
+            } else if batch.is_empty() {
                 break;
             }
             let seq = self.next_seq;
@@ -694,14 +759,32 @@ impl Pbft {
             }
             return;
         }
-        if batch.len() > self.cfg.max_batch || batch_digest(&batch) != digest {
+        if batch.len() > self.cfg.max_batch + 1 || batch_digest(&batch) != digest {
             return self.reject(from, "pre-prepare digest does not match its batch");
         }
         if !pp.verify(self.crypto.verifier.as_ref()) {
             return self.reject(from, "pre-prepare signature invalid");
         }
-        if !batch.iter().all(|i| self.item_authentic(i)) {
-            return self.reject(from, "pre-prepare carries a request without a valid client signature");
+        if let Err(why) = self.batch_valid(&batch) {
+            return self.reject(from, why);
+        }
+        let time = match batch.first() {
+            Some(Item::Time(t)) => Some(*t),
+            _ => None,
+        };
+        if let Err(why) = self.time_acceptable(time) {
+            // A time outside this replica's bounds is still accepted once f+1 backups
+            // prepared this very PRE-PREPARE: one of them is correct and checked the time
+            // when it was fresh. Without this, a backup that missed the PRE-PREPARE (a
+            // partition, a restart) could never accept its retransmission, which carries
+            // the time of the first sending (ballot-sim, seed 150, 7 nodes, election).
+            let vouched = self
+                .slots
+                .get(&seq)
+                .map_or(0, |s| s.prepares.values().filter(|p| p.body.view == view && p.body.digest == digest).count());
+            if vouched <= self.f {
+                return self.reject(from, why);
+            }
         }
         self.batches.insert(digest, batch);
         self.accept_pre_prepare(pp);
@@ -853,6 +936,7 @@ impl Pbft {
                         self.out.push(Output::ProposalFailed { id, error });
                     }
                 }
+                Item::Time(unix_ms) => self.out.push(Output::Apply(Apply::Time { index, unix_ms: *unix_ms })),
                 Item::Barrier { replica, nonce } => {
                     self.out.push(Output::Apply(Apply::Internal { index }));
                     if *replica == self.cfg.id && self.read_barrier.as_ref().is_some_and(|(n, _)| n == nonce) {
@@ -1185,6 +1269,14 @@ impl Protocol for Pbft {
 
     /// [`ClientRule::byzantine`]: 2f+1 matching replies for writes and reads alike
     /// (ballot-sim, seed 308, 4 nodes, found stale reads with f+1 for writes).
+    fn time_wanted(&mut self, now: Instant, unix_ms: Option<u64>) {
+        self.now = self.now.max(now);
+        self.time_wanted = unix_ms;
+        if self.time_due() {
+            self.flush_due = true;
+        }
+    }
+
     fn client_rule(&self) -> ClientRule {
         ClientRule::byzantine(self.replicas.len())
     }

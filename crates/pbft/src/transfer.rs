@@ -236,14 +236,14 @@ impl Pbft {
     /// A peer claims `batch` committed at `seq`: with f+1 matching claims from distinct
     /// replicas one is correct, so the batch committed.
     pub(crate) fn on_committed(&mut self, from: NodeId, seq: u64, batch: Vec<Item>) {
-        if seq <= self.exec_seq || seq > self.exec_seq + self.cfg.log_window || batch.len() > self.cfg.max_batch {
+        if seq <= self.exec_seq || seq > self.exec_seq + self.cfg.log_window {
             return;
         }
         if self.slots.get(&seq).is_some_and(|s| s.committed.is_some()) {
             return;
         }
-        if !batch.iter().all(|i| self.item_authentic(i)) {
-            return self.reject(from, "committed claim with an unauthentic request");
+        if self.batch_valid(&batch).is_err() {
+            return self.reject(from, "committed claim with an invalid batch");
         }
         let digest = batch_digest(&batch);
         // One claim per replica and sequence number (a liar cannot fill memory).

@@ -378,10 +378,7 @@ impl Pbft {
             .slots
             .values()
             .any(|s| s.committed == Some(digest) || s.pre_prepare.as_ref().is_some_and(|p| p.body.digest == digest));
-        if !needed || self.batches.contains_key(&digest) || batch.len() > self.cfg.max_batch {
-            return None;
-        }
-        if !batch.iter().all(|i| self.item_authentic(i)) {
+        if !needed || self.batches.contains_key(&digest) || self.batch_valid(&batch).is_err() {
             return None;
         }
         self.batches.insert(digest, batch);

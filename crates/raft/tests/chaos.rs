@@ -28,7 +28,7 @@ fn states(node: &Node) -> Vec<(u64, u64)> {
                 hash = u64::from_le_bytes(s.data[..8].try_into().expect("8-byte snapshot"));
             }
             Apply::Command { command, .. } => hash = mix(hash, command),
-            Apply::Internal { .. } | Apply::Checkpoint { .. } => {}
+            Apply::Internal { .. } | Apply::Time { .. } | Apply::Checkpoint { .. } => {}
         }
         out.push((a.index(), hash));
     }

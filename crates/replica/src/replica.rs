@@ -384,6 +384,11 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
         let byzantine = matches!(self.protocol.client_rule(), ballot_core::ClientRule::Matching { .. });
         let route = match S::route(&request) {
             Route::Read(Consistency::Linearizable) if ordered => Route::Write,
+            // Under a Byzantine protocol no single replica's clock or word is the
+            // cluster's: a leader-local request (a lease keep-alive) is ordered like a
+            // write, and the service answers it from time the replicas agreed on
+            // (`StateMachine::apply_time`).
+            Route::Leader if byzantine => Route::Write,
             route => route,
         };
         match route {
@@ -416,16 +421,6 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
             Route::Read(Consistency::Serializable) => {
                 let response = self.service.query(&request);
                 self.finish(pending, Ok(response));
-            }
-            // Under a Byzantine protocol no single replica's clock or word is the
-            // cluster's, and every replica answers: a leader-local request cannot be
-            // served (leases need time the replicas agree on, see docs/pbft.md).
-            Route::Leader if byzantine => {
-                let e = ClientError::InvalidRequest(format!(
-                    "`{operation}` is served by a leader's local clock, which a Byzantine fault tolerant \
-                     cluster does not trust; it is not available under this consensus"
-                ));
-                self.finish(pending, Err(e));
             }
             // A leader-local request (a lease keep-alive) waits for the same barrier as a
             // linearizable read: answered only once a quorum confirmed this leader after
@@ -590,11 +585,12 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
     ///
     /// Under a Byzantine protocol the service ticks as a follower and nothing is proposed:
     /// a tick's writes would be unsigned commands that correct replicas refuse, and one
-    /// replica's clock is not the cluster's (leases do not expire there yet, see
-    /// docs/pbft.md).
+    /// replica's clock is not the cluster's (leases expire in agreed time instead, see
+    /// [`StateMachine::apply_time`]).
     fn service_tick(&mut self, is_leader: bool) {
         if matches!(self.protocol.client_rule(), ballot_core::ClientRule::Matching { .. }) {
             let _ = self.service.tick(self.now, false);
+            self.protocol.time_wanted(self.now, self.service.agreed_deadline());
             return;
         }
         let requests = self.service.tick(self.now, is_leader);
@@ -726,6 +722,11 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
             Apply::Internal { index } => {
                 self.service.apply_internal(index);
                 self.applied = index;
+            }
+            Apply::Time { index, unix_ms } => {
+                let events = self.service.apply_time(index, unix_ms);
+                self.applied = index;
+                self.publish(events);
             }
             Apply::Checkpoint { index } => {
                 let state = self.snapshot_bytes().unwrap_or_default();

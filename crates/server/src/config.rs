@@ -114,6 +114,13 @@ pub struct ServerArgs {
     #[arg(long, env = "BALLOT_REQUEST_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_ms: u64,
 
+    /// PBFT with a service that has leases (the election service): how far, in
+    /// milliseconds, the time the primary proposes may be from this replica's clock
+    /// before it refuses the primary's batches. A lying primary can make a lease end up
+    /// to twice this early; keep the replicas' clocks synchronised well within it (NTP).
+    #[arg(long, env = "BALLOT_MAX_CLOCK_SKEW_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub max_clock_skew_ms: u64,
+
     /// Test builds only (feature `byzantine`): this PBFT replica lies, e.g.
     /// `alter-requests,wrong-digests`.
     #[cfg(feature = "byzantine")]

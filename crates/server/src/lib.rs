@@ -239,7 +239,19 @@ pub async fn run<S: StateMachine>(args: ServerArgs, service: S) -> Result<(), Se
             let options = StoreOptions::new().allow_log_gaps(true);
             let mut store = open_store::<ballot_pbft::Entry, ballot_pbft::HardState>(&store_dir, options)?;
             let recovered = recover(&mut store, &store_dir)?;
-            let config = ballot_pbft::Config::from_settings(args.node_id, &settings);
+            let mut config = ballot_pbft::Config::from_settings(args.node_id, &settings);
+            if S::wants_agreed_time() {
+                // The replica's clock: the wall clock read once here, then the driver's
+                // monotonic time (its zero is taken a moment later, when the node starts).
+                let unix_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_err(|e| refused(format!("the system clock is before 1970: {e}")))?;
+                let unix_ms = u64::try_from(unix_ms.as_millis()).unwrap_or(u64::MAX);
+                config.clock = Some(ballot_pbft::AgreedClock {
+                    max_skew: std::time::Duration::from_millis(args.max_clock_skew_ms),
+                    ..ballot_pbft::AgreedClock::new(unix_ms)
+                });
+            }
             #[cfg(feature = "byzantine")]
             let signer = Arc::clone(&crypto.signer);
             let pbft = ballot_pbft::Pbft::new(config, membership, recovered, crypto, now)

@@ -64,6 +64,16 @@ pub trait Algorithm {
     /// generator. Called once, before any replica is built.
     fn vary(&mut self, _rng: &mut SeededRng) {}
 
+    /// The hosted service needs time the replicas agree on
+    /// ([`StateMachine::wants_agreed_time`](ballot_core::service::StateMachine::wants_agreed_time)):
+    /// a protocol that can order time turns it on, and returns how much earlier than its
+    /// holder expects a lease may then end (the clients'
+    /// [`lease_margin`](crate::ClientConfig::lease_margin)). Called after
+    /// [`vary`](Self::vary). The default (leases on the leader's clock): zero.
+    fn agreed_time_needed(&mut self) -> Duration {
+        Duration::ZERO
+    }
+
     /// A one-line description of the settings in force, for traces and reports.
     fn settings(&self) -> String {
         String::new()

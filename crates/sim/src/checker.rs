@@ -196,6 +196,8 @@ pub fn generic_checkers<N>(liveness_bound: Duration, elects_leader: bool) -> Vec
 enum Applied {
     Command(Bytes),
     Internal,
+    /// Agreed time (ms since the Unix epoch).
+    Time(u64),
     Restore,
 }
 
@@ -219,6 +221,7 @@ impl<N> Checker<N> for Agreement {
             let (what, index) = match &item.apply {
                 Apply::Command { index, command, .. } => (Applied::Command(command.clone()), *index),
                 Apply::Internal { index } => (Applied::Internal, *index),
+                Apply::Time { index, unix_ms } => (Applied::Time(*unix_ms), *index),
                 Apply::Restore(s) => (Applied::Restore, s.meta.index),
                 Apply::Checkpoint { .. } => continue,
             };
@@ -257,6 +260,7 @@ fn render(a: &Applied, commands: &dyn CommandOracle) -> String {
     match a {
         Applied::Command(c) => format!("command {}", commands.render(c)),
         Applied::Internal => "an internal entry".to_owned(),
+        Applied::Time(ms) => format!("agreed time {ms} ms"),
         Applied::Restore => "a snapshot".to_owned(),
     }
 }
@@ -542,7 +546,7 @@ mod tests {
                             self.kv[i].apply(*index, &c);
                         }
                     }
-                    Apply::Internal { index } => self.kv[i].skip(*index),
+                    Apply::Internal { index } | Apply::Time { index, .. } => self.kv[i].skip(*index),
                     Apply::Checkpoint { .. } => {}
                     Apply::Restore(s) => self.kv[i].restore(s).map_err(|e| e.to_string())?,
                 }

@@ -90,9 +90,6 @@ fn main() -> anyhow::Result<()> {
             args.duration
         );
     }
-    if args.algo == SimAlgorithm::Pbft && args.service != ballot_sim::Service::Kv {
-        bail!("--algo pbft runs the kv service only (the other services' own tick writes carry no client signature)");
-    }
     let seeds: Vec<u64> = match args.seed {
         Some(s) => vec![s],
         None => (args.start..args.start.saturating_add(args.seeds)).collect(),

@@ -73,6 +73,10 @@ pub struct ClientConfig {
     pub backoff_max: Duration,
     /// Share of reads among operations (the rest: puts, CAS and deletes).
     pub read_ratio: f64,
+    /// How much earlier than its TTL (counted from its last confirmed keep-alive) a
+    /// lease holder stops counting on its lease: the clock skew the consensus allows
+    /// (PBFT's agreed time), zero where the leader's own clock times leases.
+    pub lease_margin: Duration,
 }
 
 impl Default for ClientConfig {
@@ -84,6 +88,7 @@ impl Default for ClientConfig {
             think_max: Duration::from_millis(60),
             backoff_max: Duration::from_millis(100),
             read_ratio: 0.4,
+            lease_margin: Duration::ZERO,
         }
     }
 }
@@ -450,6 +455,9 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
         config.validate()?;
         let mut rng = SeededRng::new(config.seed);
         algo.vary(&mut rng);
+        if <W::Service as ballot_core::service::StateMachine>::wants_agreed_time() {
+            config.clients.lease_margin = algo.agreed_time_needed();
+        }
         workload.shape(&mut rng, &mut config.clients);
         let ids: Vec<NodeId> = (1..=config.nodes as u64).map(NodeId).collect();
         let initial = Membership::new(ids.iter().copied());
@@ -1160,7 +1168,7 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
                 self.stats.restores += 1;
                 trace!(target: "ballot_sim", t = ?self.now, "{}: restore snapshot at {}", self.ids[i], s.meta.index);
             }
-            Apply::Internal { .. } | Apply::Checkpoint { .. } => {}
+            Apply::Internal { .. } | Apply::Time { .. } | Apply::Checkpoint { .. } => {}
         }
         self.max_applied = self.max_applied.max(item.index());
         self.step_applied.push(AppliedItem { apply: item, digest });
@@ -1300,7 +1308,12 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
             return;
         };
         let op = model.map(|(key, input)| self.history.invoke(c, key, input, now));
-        let write = W::Service::route(&request) == ballot_core::service::Route::Write;
+        // Under a Byzantine protocol a leader-local request is ordered like a write.
+        let write = match W::Service::route(&request) {
+            ballot_core::service::Route::Write => true,
+            ballot_core::service::Route::Leader => matches!(self.client_rule, ClientRule::Matching { .. }),
+            _ => false,
+        };
         let client = &mut self.clients[c];
         let session = client.sessions.take(|| 0);
         let Ok(command) = self.codec.encode(&Command { session: Some(session), request: request.clone() }) else {

@@ -1,12 +1,14 @@
 //! CI: the configuration and election services (the real state machines, watches,
 //! leases and fencing tokens) on every algorithm, 300 seeds on 3-node and on 5-node
-//! clusters each, every checker on, storage faults in the mix. A failure prints each
+//! clusters each (the election service on PBFT: 4 nodes, up to one liar, leases in
+//! agreed time), every checker on, storage faults in the mix. A failure prints each
 //! violation with the command that replays it. `BALLOT_SIM_SEEDS=N` changes the number
 //! of seeds.
 
 mod common;
 
 use ballot_sim::paxos::{MultiPaxosAlgorithm, SynodAlgorithm};
+use ballot_sim::pbft::PbftAlgorithm;
 use ballot_sim::raft::RaftAlgorithm;
 use ballot_sim::{Algorithm, FaultKind, RunStats, Service};
 
@@ -71,4 +73,20 @@ fn election_on_multipaxos() {
 #[test]
 fn election_on_synod() {
     assert_one_decision(&sweep(SynodAlgorithm::default, Service::Election));
+}
+
+/// Leases in agreed time under PBFT, 4 nodes with up to one liar: one holder at a time
+/// (as holders count their leases, less the margin a lying primary and the clocks'
+/// differences can take off), fencing tokens that increase, with liars (a `wrong time`
+/// primary among them). Without batches of one request with one in flight: under the
+/// campaigners' retries that configuration's capacity falls below the load and views
+/// change under correct primaries past the liveness bound (seed 75; the client flow
+/// control of docs/pbft.md, "Not done yet"); the kv sweep keeps it. 7 nodes: see
+/// docs/pbft.md, "Not done yet".
+#[test]
+fn election_on_pbft() {
+    let specs = common::service_specs(common::seed_count(300), &[4], Service::Election);
+    let s = common::run_all(|| PbftAlgorithm::default().without_single_request_pipeline(), &specs);
+    assert_busy(&s);
+    assert!(s.byzantine.get("wrong time").is_some_and(|&n| n > 0), "a primary lied about time: {s}");
 }

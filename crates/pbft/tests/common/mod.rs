@@ -25,10 +25,12 @@ pub type Rewrite = Box<dyn FnMut(&Forge, NodeId, Message) -> Vec<(NodeId, Messag
 /// Drops a message on the network when it returns true: (now, from, to, message).
 pub type Filter = Box<dyn FnMut(Instant, NodeId, NodeId, &Message) -> bool>;
 
-/// The service: its state is the log it executed (command or internal, by index).
+/// The service: its state is the log it executed (command or internal, by index), and
+/// the agreed times it applied (index, ms) — also internal entries of the log.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Service {
     pub log: Vec<(u64, Option<Vec<u8>>)>,
+    pub times: Vec<(u64, u64)>,
 }
 
 impl Service {
@@ -251,6 +253,11 @@ impl Cluster {
                             assert_eq!(index, node.service.log.len() as u64 + 1, "{} applies out of order", node.id);
                             node.service.log.push((index, None));
                         }
+                        Apply::Time { index, unix_ms } => {
+                            assert_eq!(index, node.service.log.len() as u64 + 1, "{} applies out of order", node.id);
+                            node.service.log.push((index, None));
+                            node.service.times.push((index, unix_ms));
+                        }
                         Apply::Restore(s) => {
                             node.restores += 1;
                             node.service = if s.data.is_empty() {
@@ -427,6 +434,9 @@ impl Cluster {
                 let (la, lb) = (&self.nodes[a as usize - 1].service.log, &self.nodes[b as usize - 1].service.log);
                 let common = la.len().min(lb.len());
                 assert_eq!(la[..common], lb[..common], "replicas {a} and {b} executed different logs");
+                let (ta, tb) = (&self.nodes[a as usize - 1].service.times, &self.nodes[b as usize - 1].service.times);
+                let common = ta.len().min(tb.len());
+                assert_eq!(ta[..common], tb[..common], "replicas {a} and {b} applied different agreed times");
             }
         }
     }

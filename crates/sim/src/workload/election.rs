@@ -49,11 +49,21 @@ pub struct ElectionWorkload {
     elections: Vec<String>,
     campaigners: Vec<Campaigner>,
     holds: BTreeMap<usize, Vec<Hold>>,
+    /// How much earlier than its TTL a holder stops counting on its lease.
+    lease_margin: Duration,
+    /// The TTL campaigners ask for.
+    ttl_ms: u64,
 }
 
 impl Default for ElectionWorkload {
     fn default() -> Self {
-        ElectionWorkload { elections: vec!["jobs".into()], campaigners: Vec::new(), holds: BTreeMap::new() }
+        ElectionWorkload {
+            elections: vec!["jobs".into()],
+            campaigners: Vec::new(),
+            holds: BTreeMap::new(),
+            lease_margin: Duration::ZERO,
+            ttl_ms: MIN_TTL_MS,
+        }
     }
 }
 
@@ -89,14 +99,17 @@ impl Workload for ElectionWorkload {
     fn wind_down(&self) -> Duration {
         // The leases the campaigners leave behind expire and are revoked (and a revoke
         // that got lost is retried) before the cluster falls quiet.
-        Duration::from_millis(MIN_TTL_MS) + 2 * REVOKE_RETRY
+        Duration::from_millis(self.ttl_ms) + 2 * REVOKE_RETRY
     }
 
     fn service(&self) -> ElectionService {
         ElectionService::new()
     }
 
-    fn shape(&mut self, rng: &mut SeededRng, _clients: &mut ClientConfig) {
+    fn shape(&mut self, rng: &mut SeededRng, clients: &mut ClientConfig) {
+        self.lease_margin = clients.lease_margin;
+        // Leases long enough that a holder still counts on one for most of its TTL.
+        self.ttl_ms = MIN_TTL_MS.max(u64::try_from(clients.lease_margin.as_millis() * 4).unwrap_or(u64::MAX));
         if rng.gen_bool(0.5) {
             self.elections.push("locks".into());
         }
@@ -122,7 +135,7 @@ impl Workload for ElectionWorkload {
             None => {
                 self.step_down(client, now);
                 self.campaigner(client).pending = Some((Pending::Grant, now));
-                return Some(PlannedOp { request: ElectionRequest::Grant { ttl_ms: MIN_TTL_MS }, model: None });
+                return Some(PlannedOp { request: ElectionRequest::Grant { ttl_ms: self.ttl_ms }, model: None });
             }
             Some((_, until)) if now >= until => {
                 self.step_down(client, until);
@@ -170,14 +183,15 @@ impl Workload for ElectionWorkload {
         let Some((kind, sent)) = self.campaigner(client).pending.take() else { return };
         match (kind, outcome) {
             (Pending::Grant, CallOutcome::Ok(ElectionResponse::Granted { lease, ttl_ms, .. })) => {
+                let margin = self.lease_margin;
                 let c = self.campaigner(client);
-                c.lease = Some((*lease, sent + Duration::from_millis(*ttl_ms)));
+                c.lease = Some((*lease, sent + Duration::from_millis(*ttl_ms).saturating_sub(margin)));
                 c.next_keep_alive = sent + Duration::from_millis(*ttl_ms / 3);
             }
             (Pending::KeepAlive, CallOutcome::Ok(ElectionResponse::KeptAlive { ttl_ms, .. })) => {
                 // The leader restarted the TTL when it received the keep-alive, which was
                 // after it was sent.
-                let until = sent + Duration::from_millis(*ttl_ms);
+                let until = sent + Duration::from_millis(*ttl_ms).saturating_sub(self.lease_margin);
                 let c = self.campaigner(client);
                 if let Some((_, u)) = c.lease.as_mut() {
                     *u = (*u).max(until);

@@ -1,5 +1,5 @@
-//! Consensus cores side by side, in memory: ballot-raft, raft-rs, ballot-paxos and
-//! omnipaxos under one harness (see the `ballot_consensus_bench` crate docs for the
+//! Consensus cores side by side, in memory: ballot-raft, raft-rs, ballot-paxos,
+//! omnipaxos and ballot-pbft under one harness (see the `ballot_consensus_bench` crate docs for the
 //! rules). Prints a Markdown table of medians and the ratios the issues ask for; each run
 //! is also logged to stderr.
 //!
@@ -12,7 +12,7 @@
 //!
 //! | option | default | meaning |
 //! |---|---|---|
-//! | `--systems` | all four | `ballot-raft,raft-rs,ballot-paxos,omnipaxos` |
+//! | `--systems` | all five | `ballot-raft,raft-rs,ballot-paxos,omnipaxos,ballot-pbft` |
 //! | `--nodes` | `3,5` | replicas |
 //! | `--sizes` | `64,1024` | command bytes |
 //! | `--windows` | `1,64,1024` | commands outstanding at the leader |
@@ -222,6 +222,7 @@ fn main() {
         (SystemKind::BallotRaft, SystemKind::RaftRs),
         (SystemKind::BallotPaxos, SystemKind::OmniPaxos),
         (SystemKind::BallotPaxos, SystemKind::BallotRaft),
+        (SystemKind::BallotPbft, SystemKind::BallotRaft),
     ];
     println!("\nThroughput ratios (CPU-time rates; wall-clock ratios in parentheses)\n");
     let header: Vec<String> = pairs.iter().map(|(a, b)| format!("{a} / {b}")).collect();

@@ -1,4 +1,5 @@
-//! One adapter for every `ballot_core::Protocol`: ballot-raft and ballot-paxos.
+//! One adapter for every `ballot_core::Protocol`: ballot-raft, ballot-paxos and
+//! ballot-pbft.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -202,6 +203,13 @@ impl<P: Protocol> Replica for BallotReplica<P> {
                             self.protocol.persisted(now, id);
                         }
                     }
+                    // PBFT's checkpoints: a digest of the (empty) service state at `index`,
+                    // the same on every replica.
+                    Output::Apply(Apply::Checkpoint { index }) => {
+                        let mut digest = [0u8; 32];
+                        digest[..8].copy_from_slice(&index.to_le_bytes());
+                        self.protocol.checkpoint(now, index, digest, Bytes::new());
+                    }
                     Output::Apply(item) => {
                         self.applied_index = item.index();
                         if let Apply::Command { command, .. } = &item {
@@ -308,6 +316,58 @@ impl System for BallotPaxos {
                 )
                 .expect("valid ballot-paxos config");
                 BallotReplica::new(paxos, settings.durability, settings.ballot_store)
+            })
+            .collect()
+    }
+}
+
+/// ballot-pbft. Replicas sign with the crate's insecure hash signer (a SHA-256 per signed
+/// message, as cheap as a MAC) and client requests are not signed: the harness measures
+/// the protocol, not Ed25519. The client proposes to the primary only (the backups learn
+/// the requests from its PRE-PREPAREs).
+#[derive(Debug)]
+pub struct BallotPbft;
+
+/// Accepts every client request (see [`BallotPbft`]).
+#[derive(Debug)]
+struct Unsigned;
+
+impl ballot_pbft::RequestAuth for Unsigned {
+    fn verify(&self, _command: &[u8]) -> bool {
+        true
+    }
+}
+
+impl System for BallotPbft {
+    const NAME: &'static str = "ballot-pbft";
+    type Replica = BallotReplica<ballot_pbft::Pbft>;
+
+    fn cluster(settings: &Settings) -> Vec<Self::Replica> {
+        (1..=settings.nodes as u64)
+            .map(|id| {
+                let config = ballot_pbft::Config {
+                    // Batches limited by bytes, as the others' messages; as many batches in
+                    // flight as the others' append messages; a window of sequence numbers
+                    // that never holds them back.
+                    max_batch: usize::MAX - 1,
+                    max_batch_bytes: Tuning::MAX_MESSAGE_BYTES,
+                    max_inflight: Tuning::MAX_INFLIGHT_MESSAGES as u64,
+                    checkpoint_interval: 128,
+                    log_window: 4 * Tuning::MAX_INFLIGHT_MESSAGES as u64,
+                    request_timeout: Tuning::ELECTION_TIMEOUT,
+                    status_interval: Tuning::HEARTBEAT,
+                    max_pending: MAX_PENDING,
+                    ..ballot_pbft::Config::new(NodeId(id))
+                };
+                let crypto = ballot_pbft::Crypto {
+                    signer: std::sync::Arc::new(ballot_pbft::insecure::HashSigner(NodeId(id))),
+                    verifier: std::sync::Arc::new(ballot_pbft::insecure::HashVerifier),
+                    requests: std::sync::Arc::new(Unsigned),
+                };
+                let pbft =
+                    ballot_pbft::Pbft::new(config, membership(settings), Recovered::default(), crypto, Instant::ZERO)
+                        .expect("valid ballot-pbft config");
+                BallotReplica::new(pbft, settings.durability, settings.ballot_store)
             })
             .collect()
     }

@@ -1,5 +1,6 @@
 //! One in-memory benchmark harness for consensus cores: ballot-raft, ballot-paxos, tikv's
-//! raft-rs (`raft` crate) and omnipaxos, driven side by side under the same rules.
+//! raft-rs (`raft` crate) and omnipaxos, driven side by side under the same rules, and
+//! ballot-pbft beside them (what Byzantine fault tolerance costs in messages and rounds).
 //!
 //! It measures the state machines alone — no network stack, no disk, no serialization —
 //! so that their costs can be compared: committed entries per second (committed on the
@@ -69,7 +70,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use ballot::{BallotPaxos, BallotRaft, BallotReplica, VecLog};
+pub use ballot::{BallotPaxos, BallotPbft, BallotRaft, BallotReplica, VecLog};
 pub use harness::{Io, Replica, System, run_system};
 pub use omni::{OmniPaxos, OmniReplica};
 #[cfg(feature = "raft-rs")]
@@ -221,6 +222,8 @@ pub enum SystemKind {
     BallotPaxos,
     /// `omnipaxos`.
     OmniPaxos,
+    /// `ballot-pbft` (Byzantine fault tolerant: three message rounds, all to all).
+    BallotPbft,
 }
 
 impl SystemKind {
@@ -231,6 +234,7 @@ impl SystemKind {
         SystemKind::RaftRs,
         SystemKind::BallotPaxos,
         SystemKind::OmniPaxos,
+        SystemKind::BallotPbft,
     ];
 
     /// The name used in reports and on the command line.
@@ -242,6 +246,7 @@ impl SystemKind {
             SystemKind::RaftRs => RaftRs::NAME,
             SystemKind::BallotPaxos => BallotPaxos::NAME,
             SystemKind::OmniPaxos => OmniPaxos::NAME,
+            SystemKind::BallotPbft => BallotPbft::NAME,
         }
     }
 }
@@ -329,5 +334,6 @@ pub fn run(kind: SystemKind, settings: &Settings) -> Report {
         SystemKind::RaftRs => run_system::<RaftRs>(kind, settings),
         SystemKind::BallotPaxos => run_system::<BallotPaxos>(kind, settings),
         SystemKind::OmniPaxos => run_system::<OmniPaxos>(kind, settings),
+        SystemKind::BallotPbft => run_system::<BallotPbft>(kind, settings),
     }
 }

@@ -601,10 +601,12 @@ impl<'a> Summary<'a> {
             "\nPeak resident memory per node (`VmHWM`, MiB):\n\n| system | n1 | n2 | n3 | n4 |\n|---|---:|---:|---:|---:|\n",
         );
         for system in SYSTEMS {
-            let v: Vec<String> = r["peak_rss_mib"][system]
+            let mut v: Vec<String> = r["peak_rss_mib"][system]
                 .as_array()
                 .map(|a| a.iter().map(|x| format!("{:.0}", f(x))).collect())
                 .unwrap_or_default();
+            // Three-node systems leave the fourth column empty.
+            v.resize(v.len().max(4), "–".to_owned());
             let _ = writeln!(s, "| {system} | {} |", v.join(" | "));
         }
         s.push_str("\nTargets:\n\n| target | system | measured | verdict |\n|---|---|---|---|\n");

@@ -439,9 +439,7 @@ impl<S: StateMachine> Client<S> {
             return Err(Error::Unexpected("a quorum call without a matching rule".into()));
         };
         let start = self.now();
-        // A leader-local request (a lease keep-alive) is ordered like a write under a
-        // Byzantine protocol: the replicas answer it from agreed time.
-        if matches!(route, Route::Write | Route::Leader) {
+        if route.under(rule) == Route::Write {
             let frame = self.encode(&ClientRequest::<S::Request>::Call { command })?;
             return self.run_quorum(QuorumCall::new(start, &self.inner.policy, true, writes), &frame, false).await;
         }

@@ -249,6 +249,19 @@ fn membership(settings: &Settings) -> Membership {
     Membership::new((1..=settings.nodes as u64).map(NodeId))
 }
 
+/// A cluster of `settings.nodes` replicas, `build(id)` making each one's protocol, each
+/// with the store and durability the settings ask for.
+fn cluster_of<P: Protocol>(settings: &Settings, build: impl Fn(NodeId) -> P) -> Vec<BallotReplica<P>> {
+    (1..=settings.nodes as u64)
+        .map(|id| BallotReplica::new(build(NodeId(id)), settings.durability, settings.ballot_store))
+        .collect()
+}
+
+/// The seeded generator of replica `id`.
+fn rng(settings: &Settings, id: NodeId) -> SeededRng {
+    SeededRng::new(settings.seed.wrapping_mul(1000).wrapping_add(id.get()))
+}
+
 /// ballot-raft.
 #[derive(Debug)]
 pub struct BallotRaft;
@@ -258,28 +271,23 @@ impl System for BallotRaft {
     type Replica = BallotReplica<ballot_raft::Raft>;
 
     fn cluster(settings: &Settings) -> Vec<Self::Replica> {
-        (1..=settings.nodes as u64)
-            .map(|id| {
-                let config = ballot_raft::Config {
-                    election_timeout_min: Tuning::ELECTION_TIMEOUT,
-                    election_timeout_max: Tuning::ELECTION_TIMEOUT * 2,
-                    heartbeat_interval: Tuning::HEARTBEAT,
-                    pre_vote: true,
-                    check_quorum: true,
-                    // raft-rs and omnipaxos limit messages by bytes only.
-                    max_append_entries: usize::MAX,
-                    max_append_bytes: Tuning::MAX_MESSAGE_BYTES,
-                    max_inflight_appends: Tuning::MAX_INFLIGHT_MESSAGES,
-                    max_pending_proposals: MAX_PENDING,
-                    ..ballot_raft::Config::new(NodeId(id))
-                };
-                let rng = SeededRng::new(settings.seed.wrapping_mul(1000).wrapping_add(id));
-                let raft =
-                    ballot_raft::Raft::new(config, membership(settings), Recovered::default(), rng, Instant::ZERO)
-                        .expect("valid ballot-raft config");
-                BallotReplica::new(raft, settings.durability, settings.ballot_store)
-            })
-            .collect()
+        cluster_of(settings, |id| {
+            let config = ballot_raft::Config {
+                election_timeout_min: Tuning::ELECTION_TIMEOUT,
+                election_timeout_max: Tuning::ELECTION_TIMEOUT * 2,
+                heartbeat_interval: Tuning::HEARTBEAT,
+                pre_vote: true,
+                check_quorum: true,
+                // raft-rs and omnipaxos limit messages by bytes only.
+                max_append_entries: usize::MAX,
+                max_append_bytes: Tuning::MAX_MESSAGE_BYTES,
+                max_inflight_appends: Tuning::MAX_INFLIGHT_MESSAGES,
+                max_pending_proposals: MAX_PENDING,
+                ..ballot_raft::Config::new(id)
+            };
+            ballot_raft::Raft::new(config, membership(settings), Recovered::default(), rng(settings, id), Instant::ZERO)
+                .expect("valid ballot-raft config")
+        })
     }
 }
 
@@ -292,32 +300,23 @@ impl System for BallotPaxos {
     type Replica = BallotReplica<ballot_paxos::MultiPaxos>;
 
     fn cluster(settings: &Settings) -> Vec<Self::Replica> {
-        (1..=settings.nodes as u64)
-            .map(|id| {
-                let config = ballot_paxos::Config {
-                    election_timeout_min: Tuning::ELECTION_TIMEOUT,
-                    election_timeout_max: Tuning::ELECTION_TIMEOUT * 2,
-                    heartbeat_interval: Tuning::HEARTBEAT,
-                    pre_vote: true,
-                    check_quorum: true,
-                    max_accept_slots: usize::MAX,
-                    max_accept_bytes: Tuning::MAX_MESSAGE_BYTES,
-                    max_inflight_accepts: Tuning::MAX_INFLIGHT_MESSAGES,
-                    max_pending_proposals: MAX_PENDING,
-                    ..ballot_paxos::Config::new(NodeId(id))
-                };
-                let rng = SeededRng::new(settings.seed.wrapping_mul(1000).wrapping_add(id));
-                let paxos = ballot_paxos::MultiPaxos::new(
-                    config,
-                    membership(settings),
-                    Recovered::default(),
-                    rng,
-                    Instant::ZERO,
-                )
-                .expect("valid ballot-paxos config");
-                BallotReplica::new(paxos, settings.durability, settings.ballot_store)
-            })
-            .collect()
+        cluster_of(settings, |id| {
+            let config = ballot_paxos::Config {
+                election_timeout_min: Tuning::ELECTION_TIMEOUT,
+                election_timeout_max: Tuning::ELECTION_TIMEOUT * 2,
+                heartbeat_interval: Tuning::HEARTBEAT,
+                pre_vote: true,
+                check_quorum: true,
+                max_accept_slots: usize::MAX,
+                max_accept_bytes: Tuning::MAX_MESSAGE_BYTES,
+                max_inflight_accepts: Tuning::MAX_INFLIGHT_MESSAGES,
+                max_pending_proposals: MAX_PENDING,
+                ..ballot_paxos::Config::new(id)
+            };
+            let recovered = Recovered::default();
+            ballot_paxos::MultiPaxos::new(config, membership(settings), recovered, rng(settings, id), Instant::ZERO)
+                .expect("valid ballot-paxos config")
+        })
     }
 }
 
@@ -343,33 +342,29 @@ impl System for BallotPbft {
     type Replica = BallotReplica<ballot_pbft::Pbft>;
 
     fn cluster(settings: &Settings) -> Vec<Self::Replica> {
-        (1..=settings.nodes as u64)
-            .map(|id| {
-                let config = ballot_pbft::Config {
-                    // Batches limited by bytes, as the others' messages; as many batches in
-                    // flight as the others' append messages; a window of sequence numbers
-                    // that never holds them back.
-                    max_batch: usize::MAX - 1,
-                    max_batch_bytes: Tuning::MAX_MESSAGE_BYTES,
-                    max_inflight: Tuning::MAX_INFLIGHT_MESSAGES as u64,
-                    checkpoint_interval: 128,
-                    log_window: 4 * Tuning::MAX_INFLIGHT_MESSAGES as u64,
-                    request_timeout: Tuning::ELECTION_TIMEOUT,
-                    status_interval: Tuning::HEARTBEAT,
-                    max_pending: MAX_PENDING,
-                    ..ballot_pbft::Config::new(NodeId(id))
-                };
-                let crypto = ballot_pbft::Crypto {
-                    signer: std::sync::Arc::new(ballot_pbft::insecure::HashSigner(NodeId(id))),
-                    verifier: std::sync::Arc::new(ballot_pbft::insecure::HashVerifier),
-                    requests: std::sync::Arc::new(Unsigned),
-                };
-                let pbft =
-                    ballot_pbft::Pbft::new(config, membership(settings), Recovered::default(), crypto, Instant::ZERO)
-                        .expect("valid ballot-pbft config");
-                BallotReplica::new(pbft, settings.durability, settings.ballot_store)
-            })
-            .collect()
+        cluster_of(settings, |id| {
+            let config = ballot_pbft::Config {
+                // Batches limited by bytes, as the others' messages; as many batches in
+                // flight as the others' append messages; a window of sequence numbers
+                // that never holds them back.
+                max_batch: usize::MAX,
+                max_batch_bytes: Tuning::MAX_MESSAGE_BYTES,
+                max_inflight: Tuning::MAX_INFLIGHT_MESSAGES as u64,
+                checkpoint_interval: 128,
+                log_window: 4 * Tuning::MAX_INFLIGHT_MESSAGES as u64,
+                request_timeout: Tuning::ELECTION_TIMEOUT,
+                status_interval: Tuning::HEARTBEAT,
+                max_pending: MAX_PENDING,
+                ..ballot_pbft::Config::new(id)
+            };
+            let crypto = ballot_pbft::Crypto {
+                signer: std::sync::Arc::new(ballot_pbft::insecure::HashSigner(id)),
+                verifier: std::sync::Arc::new(ballot_pbft::insecure::HashVerifier),
+                requests: std::sync::Arc::new(Unsigned),
+            };
+            ballot_pbft::Pbft::new(config, membership(settings), Recovered::default(), crypto, Instant::ZERO)
+                .expect("valid ballot-pbft config")
+        })
     }
 }
 

@@ -30,6 +30,22 @@ pub enum Route {
     Leader,
 }
 
+impl Route {
+    /// How a request of this route is served under the protocol's client `rule`. Under
+    /// a Byzantine protocol ([`ClientRule::Matching`](crate::ClientRule::Matching)) no
+    /// single replica's clock or word is the cluster's: a leader-local request (a lease
+    /// keep-alive) is ordered like a write, and the service answers it from time the
+    /// replicas agreed on ([`StateMachine::apply_time`]). Hosts, clients and simulators
+    /// all route through this.
+    #[must_use]
+    pub fn under(self, rule: crate::ClientRule) -> Route {
+        match (self, rule) {
+            (Route::Leader, crate::ClientRule::Matching { .. }) => Route::Write,
+            (route, _) => route,
+        }
+    }
+}
+
 /// How fresh a read must be ([`Route::Read`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Consistency {

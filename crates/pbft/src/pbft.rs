@@ -623,13 +623,13 @@ impl Pbft {
     }
 
     /// Whether `batch` is well formed: at most `max_batch` authentic items after the
-    /// agreed time, which comes first if the clock is on and nowhere if it is off. Says
-    /// what is wrong otherwise.
-    pub(crate) fn batch_valid(&self, batch: &[Item]) -> Result<(), &'static str> {
-        let items = match (batch.first(), self.cfg.clock) {
-            (Some(Item::Time(_)), Some(_)) => &batch[1..],
+    /// agreed time, which comes first if the clock is on and nowhere if it is off. Returns
+    /// the batch's time, or says what is wrong.
+    pub(crate) fn batch_valid(&self, batch: &[Item]) -> Result<Option<u64>, &'static str> {
+        let (time, items) = match (batch.first(), self.cfg.clock) {
+            (Some(Item::Time(t)), Some(_)) => (Some(*t), &batch[1..]),
             (Some(Item::Time(_)), None) => return Err("pre-prepare carries a time, and this cluster orders none"),
-            _ => batch,
+            _ => (None, batch),
         };
         if items.len() > self.cfg.max_batch {
             return Err("pre-prepare batch larger than max_batch");
@@ -637,18 +637,16 @@ impl Pbft {
         if !items.iter().all(|i| self.item_authentic(i)) {
             return Err("pre-prepare carries a request without a valid client signature");
         }
-        Ok(())
+        Ok(time)
     }
 
-    /// Whether the time `t` a primary proposed is within this replica's bounds: at most
-    /// `max_skew` ahead of its clock, and at most `max_skew` plus the request timeout
-    /// behind it (the batch was timed before its durable write and its trip here; a
-    /// PRE-PREPARE later than a request timeout finds its view suspected anyway). With
-    /// the clock off, no time.
+    /// Whether the time `t` of a PRE-PREPARE's (valid) batch is within this replica's
+    /// bounds: at most `max_skew` ahead of its clock, and at most `max_skew` plus the
+    /// request timeout behind it (the batch was timed before its durable write and its
+    /// trip here; a PRE-PREPARE later than a request timeout finds its view suspected
+    /// anyway). With the clock off, [`Self::batch_valid`] already refused any time.
     fn time_acceptable(&self, t: Option<u64>) -> Result<(), &'static str> {
-        let Some(clock) = self.cfg.clock else {
-            return if t.is_none() { Ok(()) } else { Err("pre-prepare carries a time, and this cluster orders none") };
-        };
+        let Some(clock) = self.cfg.clock else { return Ok(()) };
         let Some(t) = t else { return Err("pre-prepare without the agreed time") };
         let own = clock.unix_ms(self.now);
         let ahead = u64::try_from(clock.max_skew.as_millis()).unwrap_or(u64::MAX);
@@ -759,18 +757,15 @@ impl Pbft {
             }
             return;
         }
-        if batch.len() > self.cfg.max_batch + 1 || batch_digest(&batch) != digest {
+        if batch.len() > self.cfg.max_batch.saturating_add(1) || batch_digest(&batch) != digest {
             return self.reject(from, "pre-prepare digest does not match its batch");
         }
         if !pp.verify(self.crypto.verifier.as_ref()) {
             return self.reject(from, "pre-prepare signature invalid");
         }
-        if let Err(why) = self.batch_valid(&batch) {
-            return self.reject(from, why);
-        }
-        let time = match batch.first() {
-            Some(Item::Time(t)) => Some(*t),
-            _ => None,
+        let time = match self.batch_valid(&batch) {
+            Ok(time) => time,
+            Err(why) => return self.reject(from, why),
         };
         if let Err(why) = self.time_acceptable(time) {
             // A time outside this replica's bounds is still accepted once f+1 backups

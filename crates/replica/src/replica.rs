@@ -381,14 +381,10 @@ impl<P: Protocol, S: StateMachine> Replica<P, S> {
             return self.reply_now(id, operation, now, Err(rejection.into()));
         }
         let pending = Pending { request: id, operation, started: now, deadline: now + self.cfg.request_timeout };
-        let byzantine = matches!(self.protocol.client_rule(), ballot_core::ClientRule::Matching { .. });
-        let route = match S::route(&request) {
+        let rule = self.protocol.client_rule();
+        let byzantine = matches!(rule, ballot_core::ClientRule::Matching { .. });
+        let route = match S::route(&request).under(rule) {
             Route::Read(Consistency::Linearizable) if ordered => Route::Write,
-            // Under a Byzantine protocol no single replica's clock or word is the
-            // cluster's: a leader-local request (a lease keep-alive) is ordered like a
-            // write, and the service answers it from time the replicas agreed on
-            // (`StateMachine::apply_time`).
-            Route::Leader if byzantine => Route::Write,
             route => route,
         };
         match route {

@@ -321,7 +321,6 @@ impl Algorithm for PbftAlgorithm {
         // did before they existed (replay commands in notes and docs stay valid).
         let (older, time_lie) = Behaviour::ALL.split_at(Behaviour::ALL.len() - 1);
         let mut later = SeededRng::new(rng.clone().next_u64() ^ 0xC10C_A9EE_D71E_0001);
-        let rng_for_time = &mut later;
         if !self.fixed_plans {
             self.plans = (0..2)
                 .map(|_| {
@@ -335,7 +334,7 @@ impl Algorithm for PbftAlgorithm {
                 })
                 .collect();
         }
-        let rng = rng_for_time;
+        let rng = &mut later;
         if self.vary {
             self.clock_draw = AgreedClock {
                 unix_ms_at_zero: SIM_EPOCH_MS,

@@ -1308,12 +1308,7 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
             return;
         };
         let op = model.map(|(key, input)| self.history.invoke(c, key, input, now));
-        // Under a Byzantine protocol a leader-local request is ordered like a write.
-        let write = match W::Service::route(&request) {
-            ballot_core::service::Route::Write => true,
-            ballot_core::service::Route::Leader => matches!(self.client_rule, ClientRule::Matching { .. }),
-            _ => false,
-        };
+        let write = W::Service::route(&request).under(self.client_rule) == ballot_core::service::Route::Write;
         let client = &mut self.clients[c];
         let session = client.sessions.take(|| 0);
         let Ok(command) = self.codec.encode(&Command { session: Some(session), request: request.clone() }) else {

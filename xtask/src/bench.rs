@@ -236,6 +236,29 @@ fn ballot_cluster(
     }
 }
 
+/// The bytes the nodes whose metrics listen on `ports` have sent to their peers
+/// (`ballot_network_peer_sent_bytes_total`, summed; NaN if a node does not answer).
+fn peer_sent_bytes(ports: &[u16]) -> f64 {
+    ports.iter().map(|&p| metrics_sum(p, "ballot_network_peer_sent_bytes_total").unwrap_or(f64::NAN)).sum()
+}
+
+/// The sum of the samples of counter `name` at `http://127.0.0.1:port/metrics`.
+fn metrics_sum(port: u16, name: &str) -> Option<f64> {
+    use std::io::Read as _;
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    conn.write_all(format!("GET /metrics HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes()).ok()?;
+    let mut body = String::new();
+    conn.read_to_string(&mut body).ok()?;
+    Some(sum_samples(&body, name))
+}
+
+/// The sum of the samples of metric `name` in a Prometheus text exposition.
+fn sum_samples(exposition: &str, name: &str) -> f64 {
+    let samples = exposition.lines().filter(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with(['{', ' '])));
+    samples.filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
 /// Peak resident memory (`VmHWM`) of a process, in MiB.
 fn peak_rss_mib(pid: u32) -> Option<f64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -382,7 +405,17 @@ pub fn bench(opts: &Options) -> Result<()> {
                 Some((name, endpoints)) => (endpoints, Some(dir.join(name).join("certs"))),
                 None => (&etcd, None),
             };
+            // What the replicas send each other for these requests (ballot only).
+            let metrics = BALLOT_SYSTEMS
+                .iter()
+                .find(|s| s.0 == system)
+                .map(|&(_, _, nodes, off)| (1..=nodes).map(|i| base + off + 100 + i).collect::<Vec<u16>>());
+            let before = metrics.as_deref().map(peer_sent_bytes);
             let mut v = drive(&bench_bin, system, endpoints, certs.as_deref(), &w, &out_dir)?;
+            if let (Some(ports), Some(before)) = (metrics.as_deref(), before) {
+                let sent = peer_sent_bytes(ports) - before;
+                v["peer_bytes_per_request"] = json!(sent / v["completed"].as_f64().unwrap_or(f64::NAN));
+            }
             v["workload"] = json!(w.id);
             v["title"] = json!(w.title);
             results.push(v);
@@ -534,6 +567,16 @@ impl<'a> Summary<'a> {
         }
         let mem: Vec<String> = SYSTEMS.iter().map(|sys| format!("{sys} {:.0}", self.peak_mem(sys))).collect();
         let _ = writeln!(s, "\npeak memory per node (MiB, max over the nodes): {}", mem.join(", "));
+        let bytes: Vec<String> = BALLOT_SYSTEMS
+            .iter()
+            .map(|(sys, ..)| {
+                format!(
+                    "{sys} {:.0}",
+                    self.result("put-100", sys).map_or(f64::NAN, |v| f(&v["peer_bytes_per_request"]))
+                )
+            })
+            .collect();
+        let _ = writeln!(s, "bytes between replicas per write (100 clients): {}", bytes.join(", "));
         let sync = &self.report["fdatasync_per_sec"];
         let _ = writeln!(s, "disk: {:.0} fdatasyncs/s before, {:.0} after\n", f(&sync["before"]), f(&sync["after"]));
         for (target, system, measured, met) in self.verdicts() {
@@ -608,6 +651,20 @@ impl<'a> Summary<'a> {
             // Three-node systems leave the fourth column empty.
             v.resize(v.len().max(4), "–".to_owned());
             let _ = writeln!(s, "| {system} | {} |", v.join(" | "));
+        }
+        s.push_str(
+            "\nBytes the replicas sent each other per completed write (all replicas' \
+             `ballot_network_peer_sent_bytes_total`, frame headers included, over the workload; \
+             256-byte values):\n\n| system | 1 client | 100 clients | 1000 clients |\n|---|---:|---:|---:|\n",
+        );
+        for (system, ..) in BALLOT_SYSTEMS {
+            let b: Vec<String> = ["put-1", "put-100", "put-1000"]
+                .iter()
+                .map(|w| {
+                    self.result(w, system).map_or("–".into(), |v| format!("{:.0}", f(&v["peer_bytes_per_request"])))
+                })
+                .collect();
+            let _ = writeln!(s, "| {system} | {} |", b.join(" | "));
         }
         s.push_str("\nTargets:\n\n| target | system | measured | verdict |\n|---|---|---|---|\n");
         for (target, system, measured, met) in self.verdicts() {
@@ -733,6 +790,17 @@ fn short(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sums_every_sample_of_one_metric_and_no_other() {
+        let body = "# HELP ballot_network_peer_sent_bytes_total Bytes sent to a peer.\n\
+                    ballot_network_peer_sent_bytes_total{To=\"2\"} 1500\n\
+                    ballot_network_peer_sent_bytes_total{To=\"3\"} 2500\n\
+                    ballot_network_peer_sent_bytes_total_extra 7\n\
+                    ballot_network_peer_received_bytes_total{From=\"2\"} 99\n";
+        assert_eq!(sum_samples(body, "ballot_network_peer_sent_bytes_total"), 4000.0);
+        assert_eq!(sum_samples(body, "ballot_absent_total"), 0.0);
+    }
 
     fn result(workload: &str, system: &str, throughput: f64, p99: f64) -> Value {
         json!({ "workload": workload, "target": system, "title": workload, "throughput": throughput,

@@ -7,6 +7,7 @@ mod chain_demo;
 mod cluster;
 mod demo;
 mod fresh;
+mod pbft_demo;
 mod prereqs;
 
 use std::path::{Path, PathBuf};
@@ -57,17 +58,22 @@ enum Cmd {
     /// kills the leader under load, restarts it, shows a config watch surviving failover
     /// and election fencing tokens increasing, then tears everything down. With
     /// `--chain`: a 5-node Proof-of-Work network instead (transfers confirmed, a
-    /// partition that forks it, the heal that reorganises the minority).
+    /// partition that forks it, the heal that reorganises the minority). With `--pbft`: a
+    /// 4-replica PBFT database whose first primary lies, keeping every write.
     Demo {
         /// The Proof-of-Work network demo.
         #[arg(long)]
         chain: bool,
+        /// The PBFT demo: one replica of four lies (builds a test build of ballot-kvd).
+        #[arg(long, conflicts_with = "chain")]
+        pbft: bool,
         /// With --chain: use the binaries already built (`cargo build -p ballot-chaind -p
-        /// ballot`) instead of building the workspace.
-        #[arg(long, requires = "chain")]
+        /// ballot`) instead of building the workspace. With --pbft: use the default
+        /// binaries and the test build an earlier `demo --pbft` kept.
+        #[arg(long)]
         no_build: bool,
         /// The clusters listen above this port: kv on BASE+1..3, config on BASE+201..203,
-        /// election on BASE+401..403, metrics 100 above each.
+        /// election on BASE+401..403 (with --pbft: BASE+1..4), metrics 100 above each.
         #[arg(long, default_value_t = 7000, conflicts_with = "chain")]
         base_port: u16,
     },
@@ -211,6 +217,9 @@ fn test() -> Result<()> {
         c.args(["test", "--workspace", "--locked", "--features", "ballot-kvd/byzantine", "--test", "e2e", "a_lying"]);
         run(c)
     })?;
+    step("the PBFT demo with a lying replica (`cargo xtask demo --pbft`, on free ports)", || {
+        pbft_demo::demo(cluster::free_base(pbft_demo::ports)?, false)
+    })?;
     step("tests", || {
         let mut c = cargo();
         c.args(["test", "--workspace", "--locked", "--no-fail-fast"]);
@@ -248,7 +257,11 @@ fn run_command() -> Result<()> {
         Cmd::Fresh { keep, no_demo } => fresh::fresh(&fresh::Options { keep, no_demo }),
         Cmd::ProbeLibclang => prereqs::probe_libclang(),
         Cmd::Boundary => step("dependency boundary", boundary),
-        Cmd::Demo { chain: false, base_port, .. } => demo::demo(base_port),
+        Cmd::Demo { chain: false, pbft: true, base_port, no_build } => pbft_demo::demo(base_port, no_build),
+        Cmd::Demo { chain: false, pbft: false, no_build: true, .. } => {
+            anyhow::bail!("--no-build goes with --chain or --pbft")
+        }
+        Cmd::Demo { chain: false, pbft: false, base_port, .. } => demo::demo(base_port),
         Cmd::Demo { chain: true, no_build, .. } => chain_demo::demo(no_build),
         Cmd::Cluster { action, service, nodes, consensus, base_port } => {
             // Only `up` may need fresh binaries; stopping or inspecting a cluster uses

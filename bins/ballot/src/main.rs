@@ -140,6 +140,10 @@ enum ClusterCmd {
         /// Heartbeat interval in milliseconds.
         #[arg(long, default_value_t = 100)]
         heartbeat_ms: u64,
+        /// Extra flags for one node, `ID=FLAGS` (split at spaces; repeatable), e.g.
+        /// `--node-args '1=--log debug'`. Kept for the node's restarts by `cluster start`.
+        #[arg(long = "node-args", value_name = "ID=FLAGS", value_parser = parse_node_args)]
+        node_args: Vec<(u64, Vec<String>)>,
     },
     /// Stops the cluster recorded in --dir.
     Down {
@@ -392,10 +396,24 @@ async fn watch_status(client: &ballot_client::Client<ballot_kv::KvStore>, out: &
     }
 }
 
+/// `ID=FLAGS` of `cluster up --node-args`.
+fn parse_node_args(value: &str) -> Result<(u64, Vec<String>), String> {
+    let (id, flags) = value.split_once('=').ok_or("expected ID=FLAGS, e.g. 1=--log debug")?;
+    let id: u64 = id.trim().parse().map_err(|_| format!("`{id}` is not a node id (1 to 9)"))?;
+    if id == 0 {
+        return Err("node ids start at 1".into());
+    }
+    let flags: Vec<String> = flags.split_whitespace().map(str::to_owned).collect();
+    if flags.is_empty() {
+        return Err(format!("no flags given for node {id}"));
+    }
+    Ok((id, flags))
+}
+
 fn cluster(cmd: ClusterCmd, consensus: ballot_core::Consensus, out: &Output) -> Result<()> {
     use ballot_localcluster::{ClusterSpec, Service, detached};
     match cmd {
-        ClusterCmd::Up { service, nodes, base_port, dir, bin_dir, election_timeout_ms, heartbeat_ms } => {
+        ClusterCmd::Up { service, nodes, base_port, dir, bin_dir, election_timeout_ms, heartbeat_ms, node_args } => {
             let service = Service::parse(&service).map_err(anyhow::Error::msg)?;
             let bin_dir = match bin_dir {
                 Some(d) => d,
@@ -421,6 +439,12 @@ fn cluster(cmd: ClusterCmd, consensus: ballot_core::Consensus, out: &Output) -> 
             spec.base_port = base_port;
             spec.election_timeout_ms = election_timeout_ms;
             spec.heartbeat_ms = heartbeat_ms;
+            for (id, args) in node_args {
+                if usize::try_from(id).map_or(true, |i| i > nodes) {
+                    return Err(invalid(format!("--node-args names node {id}; the cluster has nodes 1 to {nodes}")));
+                }
+                spec.node_args.entry(NodeId(id)).or_default().extend(args);
+            }
             detached::up(&spec)?;
             if service == Service::Chain {
                 let api = spec.metrics(NodeId(1));

@@ -95,7 +95,8 @@ pub struct ClusterSpec {
     pub heartbeat_ms: u64,
     /// Extra flags for every node.
     pub extra_args: Vec<String>,
-    /// Extra flags for single nodes (tests; not recorded by detached clusters).
+    /// Extra flags for single nodes (`ballot cluster up --node-args`; recorded by
+    /// detached clusters, so a node restarted by `cluster start` keeps them).
     pub node_args: std::collections::BTreeMap<NodeId, Vec<String>>,
 }
 
@@ -711,7 +712,12 @@ pub mod detached {
             spec.heartbeat_ms,
             spec.extra_args.join("\u{1f}"),
         );
-        fs::write(spec.dir.join(LAYOUT), text)
+        let per_node: String = spec
+            .node_args
+            .iter()
+            .map(|(id, args)| format!("node_args.{}={}\n", id.get(), args.join("\u{1f}")))
+            .collect();
+        fs::write(spec.dir.join(LAYOUT), text + &per_node)
     }
 
     /// Reads the layout recorded by [`up`].
@@ -739,7 +745,44 @@ pub mod detached {
         let extra = field("extra_args")?;
         spec.extra_args =
             if extra.is_empty() { Vec::new() } else { extra.split('\u{1f}').map(str::to_owned).collect() };
+        // One line per node with arguments of its own (layouts written before they
+        // existed have none).
+        for line in text.lines() {
+            if let Some((id, args)) = line.strip_prefix("node_args.").and_then(|r| r.split_once('=')) {
+                let id = NodeId(id.parse().map_err(|_| bad("node_args"))?);
+                spec.node_args.insert(id, args.split('\u{1f}').map(str::to_owned).collect());
+            }
+        }
         Ok(spec)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_recorded_layout_keeps_every_node_s_own_arguments() {
+            let dir = std::env::temp_dir().join(format!("ballot-layout-{}", std::process::id()));
+            fs::create_dir_all(&dir).expect("dir");
+            let mut spec = ClusterSpec::new(Service::Kv, 4, &dir, "/bin/true");
+            spec.extra_args = vec!["--log".into(), "debug".into()];
+            spec.node_args.insert(NodeId(1), vec!["--byzantine".into(), "alter-requests,wrong-digests".into()]);
+            spec.node_args.insert(NodeId(3), vec!["--max-clock-skew-ms".into(), "900".into()]);
+            save(&spec).expect("save");
+            let loaded = load(&dir).expect("load");
+            assert_eq!(loaded.node_args, spec.node_args);
+            assert_eq!(loaded.extra_args, spec.extra_args);
+            // A layout from before per-node arguments existed still loads, with none.
+            let old: String = fs::read_to_string(dir.join(LAYOUT))
+                .expect("read")
+                .lines()
+                .filter(|l| !l.starts_with("node_args."))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            fs::write(dir.join(LAYOUT), old).expect("write");
+            assert!(load(&dir).expect("load").node_args.is_empty());
+            fs::remove_dir_all(&dir).expect("clean up");
+        }
     }
 }
 

@@ -622,6 +622,13 @@ impl Pbft {
         }
     }
 
+    /// Whether `item` was verified when it arrived here (it waits here: the same digest
+    /// is the same bytes) or is authentic now. Each replica checks a client's signature
+    /// once, not again in the PRE-PREPARE that orders it.
+    pub(crate) fn item_verified(&self, item: &Item) -> bool {
+        self.pending.contains_key(&item.digest()) || self.item_authentic(item)
+    }
+
     /// Whether `batch` is well formed: at most `max_batch` authentic items after the
     /// agreed time, which comes first if the clock is on and nowhere if it is off. Returns
     /// the batch's time, or says what is wrong.
@@ -634,7 +641,7 @@ impl Pbft {
         if items.len() > self.cfg.max_batch {
             return Err("pre-prepare batch larger than max_batch");
         }
-        if !items.iter().all(|i| self.item_authentic(i)) {
+        if !items.iter().all(|i| self.item_verified(i)) {
             return Err("pre-prepare carries a request without a valid client signature");
         }
         Ok(time)
@@ -1085,7 +1092,7 @@ impl Pbft {
     pub(crate) fn step(&mut self, from: NodeId, m: Message) {
         match m {
             Message::Request(item) => {
-                if !self.item_authentic(&item) {
+                if !self.item_verified(&item) {
                     return self.reject(from, "relayed request without a valid client signature");
                 }
                 if self.executed.contains(&item.digest()) {
@@ -1202,20 +1209,22 @@ impl Protocol for Pbft {
         if command.len() > self.cfg.max_command_size {
             return Err(ProposeError::TooLarge { size: command.len(), max: self.cfg.max_command_size });
         }
-        if !self.crypto.requests.verify(&command) {
+        let item = Item::Request(command);
+        let d = item.digest();
+        let waiting = self.pending.contains_key(&d);
+        if !waiting && !self.item_authentic(&item) {
             return Err(ProposeError::Unavailable("the request's client signature is not valid".into()));
         }
-        if self.pending.len() >= self.cfg.max_pending {
+        if !waiting && self.pending.len() >= self.cfg.max_pending {
             return Err(ProposeError::Busy);
         }
-        let item = Item::Request(command);
-        if self.executed.contains(&item.digest()) {
+        if self.executed.contains(&d) {
             // A retry of a request that executed here: the primary would not order it
             // again, so the proposal would never resolve. The host answers such retries
             // from its session table; anything else is refused.
             return Err(ProposeError::Unavailable("this request already executed".into()));
         }
-        self.proposals.entry(item.digest()).or_default().push_back(id);
+        self.proposals.entry(d).or_default().push_back(id);
         self.add_request(item, true);
         Ok(())
     }

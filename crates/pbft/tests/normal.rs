@@ -162,3 +162,41 @@ fn null_batch_digest_is_the_empty_batch() {
     assert_eq!(ballot_pbft::null_digest(), batch_digest(&[]));
     assert_ne!(batch_digest(&[Item::Barrier { replica: NodeId(1), nonce: 1 }]), batch_digest(&[]));
 }
+
+/// Counts the client-signature checks of one replica.
+#[derive(Default)]
+struct CountingAuth(std::sync::atomic::AtomicU64);
+
+impl ballot_pbft::RequestAuth for CountingAuth {
+    fn verify(&self, command: &[u8]) -> bool {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ballot_pbft::RequestAuth::verify(&ballot_pbft::insecure::HashRequestAuth, command)
+    }
+}
+
+/// Each replica checks a client's signature once: when the request arrives, not again
+/// when a backup finds it in a PRE-PREPARE or the primary receives it relayed.
+#[test]
+fn each_replica_checks_a_client_signature_once() {
+    use std::sync::Arc;
+    let counters: Vec<Arc<CountingAuth>> = (0..4).map(|_| Arc::new(CountingAuth::default())).collect();
+    let shared = counters.clone();
+    let mut c = Cluster::with_crypto(4, test_config, move |id| ballot_pbft::Crypto {
+        requests: shared[id.0 as usize - 1].clone(),
+        ..common::crypto(id)
+    });
+    let cmds: Vec<_> = (0..20).map(|i| c.request(&format!("once{i}"))).collect();
+    for cmd in &cmds {
+        c.submit(cmd);
+    }
+    c.await_all(&cmds, 5 * SEC, "twenty commands");
+    for (i, counter) in counters.iter().enumerate() {
+        let checks = counter.0.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(checks, 20, "n{}: {checks} signature checks for 20 requests", i + 1);
+    }
+    // A request that reaches a backup only inside a PRE-PREPARE is checked there.
+    let late = c.request("late");
+    c.submit_to(&late, &[1]);
+    c.await_all(std::slice::from_ref(&late), 5 * SEC, "a request sent to the primary only");
+    assert_eq!(counters[1].0.load(std::sync::atomic::Ordering::Relaxed), 21, "n2 checked it in the PRE-PREPARE");
+}

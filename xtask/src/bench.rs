@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
 
-use crate::cluster::{Teardown, free_base, target_dir};
+use crate::cluster::{Teardown, free_base, metrics_text, sum_samples, target_dir};
 use crate::{cargo, run, workspace_root};
 
 /// Where the generated part of the docs section starts and ends.
@@ -239,24 +239,8 @@ fn ballot_cluster(
 /// The bytes the nodes whose metrics listen on `ports` have sent to their peers
 /// (`ballot_network_peer_sent_bytes_total`, summed; NaN if a node does not answer).
 fn peer_sent_bytes(ports: &[u16]) -> f64 {
-    ports.iter().map(|&p| metrics_sum(p, "ballot_network_peer_sent_bytes_total").unwrap_or(f64::NAN)).sum()
-}
-
-/// The sum of the samples of counter `name` at `http://127.0.0.1:port/metrics`.
-fn metrics_sum(port: u16, name: &str) -> Option<f64> {
-    use std::io::Read as _;
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    conn.write_all(format!("GET /metrics HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes()).ok()?;
-    let mut body = String::new();
-    conn.read_to_string(&mut body).ok()?;
-    Some(sum_samples(&body, name))
-}
-
-/// The sum of the samples of metric `name` in a Prometheus text exposition.
-fn sum_samples(exposition: &str, name: &str) -> f64 {
-    let samples = exposition.lines().filter(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with(['{', ' '])));
-    samples.filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    let sum = |p| metrics_text(p).map(|t| sum_samples(&t, "ballot_network_peer_sent_bytes_total"));
+    ports.iter().map(|&p| sum(p).unwrap_or(f64::NAN)).sum()
 }
 
 /// Peak resident memory (`VmHWM`) of a process, in MiB.
@@ -790,17 +774,6 @@ fn short(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sums_every_sample_of_one_metric_and_no_other() {
-        let body = "# HELP ballot_network_peer_sent_bytes_total Bytes sent to a peer.\n\
-                    ballot_network_peer_sent_bytes_total{To=\"2\"} 1500\n\
-                    ballot_network_peer_sent_bytes_total{To=\"3\"} 2500\n\
-                    ballot_network_peer_sent_bytes_total_extra 7\n\
-                    ballot_network_peer_received_bytes_total{From=\"2\"} 99\n";
-        assert_eq!(sum_samples(body, "ballot_network_peer_sent_bytes_total"), 4000.0);
-        assert_eq!(sum_samples(body, "ballot_absent_total"), 0.0);
-    }
 
     fn result(workload: &str, system: &str, throughput: f64, p99: f64) -> Value {
         json!({ "workload": workload, "target": system, "title": workload, "throughput": throughput,

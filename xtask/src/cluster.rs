@@ -155,3 +155,45 @@ pub fn free_base<I: Iterator<Item = u16>>(ports: impl Fn(u16) -> I) -> Result<u1
     }
     bail!("no free range of loopback ports found")
 }
+
+/// The Prometheus exposition of the node whose metrics listen on `127.0.0.1:port`.
+pub fn metrics_text(port: u16) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5))).ok()?;
+    conn.write_all(format!("GET /metrics HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes()).ok()?;
+    let mut body = String::new();
+    conn.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+/// The samples of metric `name` in a Prometheus text exposition: (labels, value).
+pub fn samples<'a>(exposition: &'a str, name: &'a str) -> impl Iterator<Item = (&'a str, f64)> + 'a {
+    exposition.lines().filter_map(move |l| {
+        let rest = l.strip_prefix(name)?;
+        let (labels, value) = rest.rsplit_once(' ')?;
+        (labels.is_empty() || labels.starts_with('{')).then_some(())?;
+        Some((labels, value.parse().ok()?))
+    })
+}
+
+/// The sum of the samples of metric `name` in a Prometheus text exposition.
+pub fn sum_samples(exposition: &str, name: &str) -> f64 {
+    samples(exposition, name).map(|(_, v)| v).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_every_sample_of_one_metric_and_no_other() {
+        let body = "# HELP ballot_network_peer_sent_bytes_total Bytes sent to a peer.\n\
+                    ballot_network_peer_sent_bytes_total{To=\"2\"} 1500\n\
+                    ballot_network_peer_sent_bytes_total{To=\"3\"} 2500\n\
+                    ballot_network_peer_sent_bytes_total_extra 7\n\
+                    ballot_network_peer_received_bytes_total{From=\"2\"} 99\n";
+        assert_eq!(sum_samples(body, "ballot_network_peer_sent_bytes_total"), 4000.0);
+        assert_eq!(sum_samples(body, "ballot_absent_total"), 0.0);
+    }
+}

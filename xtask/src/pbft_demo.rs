@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
-use crate::cluster::{Cli, Teardown, build_bins, target_dir};
+use crate::cluster::{Cli, Teardown, build_bins, metrics_text, samples, target_dir};
 use crate::{cargo, run};
 
 /// What replica 1 does (see `ballot_server::byzantine::Lie`).
@@ -174,6 +174,18 @@ pub fn demo(base: u16, no_build: bool) -> Result<()> {
     let (primary, view) = wait_primary(&cli, &[2, 3, 4], Duration::from_secs(30))?;
     ensure!(primary != 1, "the correct replicas still follow the liar n1 (view {view})");
     println!("n2, n3 and n4 agree on view {view} with primary n{primary}; n1 no longer leads");
+
+    step("what n2 refused, from its metrics (ballot_server_refused_peer_messages_total)");
+    let text = metrics_text(base + 102).context("reading n2's metrics")?;
+    let refused: Vec<(&str, f64)> =
+        samples(&text, "ballot_server_refused_peer_messages_total").filter(|(_, n)| *n > 0.0).collect();
+    for (labels, n) in &refused {
+        println!("  {n:>5.0}  {labels}");
+    }
+    ensure!(
+        refused.iter().any(|(labels, _)| labels.contains("without a valid client signature")),
+        "n2 refused no PRE-PREPARE with an altered request: {refused:?}"
+    );
 
     step("reading every key back: a read needs 2f+1 = 3 matching answers from distinct replicas");
     for (key, value) in &written {

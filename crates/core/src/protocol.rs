@@ -142,6 +142,15 @@ pub trait Protocol {
     /// A snapshot of this replica's view, for status pages, metrics and tests.
     #[must_use]
     fn status(&self) -> Status;
+
+    /// How many messages from other replicas this replica has refused since it started,
+    /// by reason, for metrics: a Byzantine protocol counts forged, altered and misplaced
+    /// messages (and stale ones, which loss and restarts produce in a correct cluster
+    /// too). By default none are counted.
+    #[must_use]
+    fn refusals(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// What a client needs before it accepts an answer: declared by the protocol, honoured

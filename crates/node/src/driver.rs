@@ -187,6 +187,9 @@ where
                     let now = self.now();
                     self.replica.handle_timeout(now);
                     self.status_dirty = true;
+                    for (reason, n) in self.replica.protocol().refusals() {
+                        metrics::counter!(m::REFUSED, "reason" => reason).absolute(n);
+                    }
                 }
             }
             self.drain();

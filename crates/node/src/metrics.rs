@@ -27,6 +27,8 @@ pub const WATCHERS: &str = "ballot_server_watchers";
 pub const CLIENT_REQUESTS: &str = "ballot_client_requests_total";
 /// Client request latency by operation and outcome.
 pub const CLIENT_REQUEST_DURATION: &str = "ballot_client_request_duration_seconds";
+/// Peer messages the consensus protocol refused, by reason (PBFT).
+pub const REFUSED: &str = "ballot_server_refused_peer_messages_total";
 /// Peer messages that failed to decode.
 pub const PEER_MALFORMED: &str = "ballot_network_peer_malformed_messages_total";
 /// Peer messages the transport refused to queue.
@@ -45,6 +47,11 @@ pub fn describe() {
     describe_gauge!(TERM, "The current term (Raft), ballot round (Paxos) or view.");
     describe_counter!(SNAPSHOTS, "Snapshots of the service state taken to compact the log.");
     describe_gauge!(WATCHERS, "Open watch streams.");
+    describe_counter!(
+        REFUSED,
+        "Peer messages the consensus protocol refused, by reason (PBFT: forged, altered or misplaced ones; stale \
+         ones after loss or a restart are counted too)."
+    );
     describe_counter!(CLIENT_REQUESTS, "Client requests by operation and outcome.");
     describe_histogram!(
         CLIENT_REQUEST_DURATION,

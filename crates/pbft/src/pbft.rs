@@ -1199,6 +1199,10 @@ impl Protocol for Pbft {
         }
     }
 
+    fn refusals(&self) -> Vec<(&'static str, u64)> {
+        self.rejections.iter().map(|(reason, n)| (*reason, *n)).collect()
+    }
+
     fn poll_timeout(&self) -> Option<Instant> {
         Some(self.vc_deadline.map_or(self.tick_at, |d| d.min(self.tick_at)))
     }

@@ -101,6 +101,10 @@ fn forged_senders_and_signatures_are_rejected() {
             p.handle_message(now, NodeId(4), Message::Checkpoint(liar.impersonate(NodeId(claimed), cp)));
         }
         assert!(p.rejected() >= before + 8, "n{to} rejected only {} forgeries", p.rejected() - before);
+        // The host's metrics see the same counts, by reason.
+        let refusals = ballot_core::Protocol::refusals(&*p);
+        assert_eq!(refusals.iter().map(|(_, n)| n).sum::<u64>(), p.rejected());
+        assert!(refusals.iter().any(|(reason, n)| reason.contains("not from the primary") && *n >= 1), "{refusals:?}");
     }
     // n4's own VIEW-CHANGE with a prepared certificate whose PREPAREs are forged.
     let pp = liar.impersonate(NodeId(1), PrePrepare { view: 0, seq: 5, digest: bogus() });

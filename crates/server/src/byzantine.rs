@@ -131,6 +131,14 @@ impl Protocol for Liar {
         })
     }
 
+    fn refusals(&self) -> Vec<(&'static str, u64)> {
+        self.inner.refusals()
+    }
+
+    fn time_wanted(&mut self, now: Instant, unix_ms: Option<u64>) {
+        self.inner.time_wanted(now, unix_ms);
+    }
+
     fn status(&self) -> Status {
         self.inner.status()
     }

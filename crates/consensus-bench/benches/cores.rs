@@ -153,6 +153,7 @@ fn main() {
         load_average()
     );
     let mut results: HashMap<(Key, SystemKind), Vec<Report>> = HashMap::new();
+    let mut bytes: HashMap<(Key, SystemKind), f64> = HashMap::new();
     for &(nodes, size, window) in &configs {
         let settings = Settings {
             entries: if window == 1 { o.latency_entries } else { o.entries },
@@ -182,6 +183,15 @@ fn main() {
                 results.entry(((nodes, size, window), system)).or_default().push(r);
             }
         }
+        // Bytes in a pass of their own (measuring sizes walks every message, which would
+        // slow the timed runs): at most 20 000 entries, ballot's systems only.
+        for &system in &o.systems {
+            let counted = Settings { count_bytes: true, entries: settings.entries.min(20_000), ..settings.clone() };
+            if let Some(b) = run(system, &counted).bytes_per_entry() {
+                eprintln!("n={nodes} size={size} window={window} {system:<13} {b:.0} bytes/entry");
+                bytes.insert(((nodes, size, window), system), b);
+            }
+        }
     }
     let median = |key: Key, system: SystemKind| -> Option<&Report> {
         let mut runs: Vec<&Report> = results.get(&(key, system))?.iter().collect();
@@ -197,14 +207,14 @@ fn main() {
         load_average()
     );
     println!(
-        "| nodes | command | window | system | entries/s (CPU) | entries/s (wall) | messages/entry | writes/entry | rounds/entry |"
+        "| nodes | command | window | system | entries/s (CPU) | entries/s (wall) | messages/entry | bytes/entry | writes/entry | rounds/entry |"
     );
-    println!("|---:|---:|---:|---|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|");
     for &key in &configs {
         for &system in &o.systems {
             if let Some(r) = median(key, system) {
                 println!(
-                    "| {} | {} B | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} B | {} | {} | {} | {} | {} | {} | {} | {} |",
                     key.0,
                     key.1,
                     key.2,
@@ -212,6 +222,7 @@ fn main() {
                     rate(r.cpu_rate()),
                     rate(r.wall_rate()),
                     per_entry(r.messages_per_entry()),
+                    bytes.get(&(key, system)).map_or("–".into(), |b| format!("{b:.0}")),
                     per_entry(r.writes_per_entry()),
                     per_entry(r.rounds_per_entry())
                 );

@@ -170,6 +170,10 @@ impl<P: Protocol> std::fmt::Debug for BallotReplica<P> {
 }
 
 impl<P: Protocol> Replica for BallotReplica<P> {
+    fn wire_size(message: &P::Message) -> Option<usize> {
+        ballot_wire::Codec::default().encoded_len(message).ok()
+    }
+
     type Message = P::Message;
 
     fn handle(&mut self, now: Instant, from: u64, message: P::Message) {

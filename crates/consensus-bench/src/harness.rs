@@ -39,6 +39,13 @@ pub trait Replica {
 
     /// Discards the log up to `index`, which every replica has applied.
     fn compact(&mut self, now: Instant, index: u64);
+
+    /// The encoded size of `message` on ballot's wire, for systems that have one
+    /// (`None`: the system's bytes are not counted).
+    fn wire_size(message: &Self::Message) -> Option<usize> {
+        let _ = message;
+        None
+    }
 }
 
 /// A system the harness can build clusters of.
@@ -58,6 +65,9 @@ struct Counters {
     writes: u64,
 }
 
+/// A system's [`Replica::wire_size`].
+type SizeOf<M> = fn(&M) -> Option<usize>;
+
 /// What a replica's [`Replica::drain`] reports to the harness.
 #[derive(Debug)]
 pub struct Io<'a, M> {
@@ -65,6 +75,8 @@ pub struct Io<'a, M> {
     outbox: &'a mut [Vec<(u64, M)>],
     counters: &'a mut Counters,
     messages: &'a mut u64,
+    /// The sizes of the messages sent, when bytes are counted.
+    bytes: Option<(&'a mut u64, SizeOf<M>)>,
 }
 
 impl<M> Io<'_, M> {
@@ -74,6 +86,9 @@ impl<M> Io<'_, M> {
     /// If `to` is not a replica of the cluster.
     pub fn send(&mut self, to: u64, message: M) {
         *self.messages += 1;
+        if let Some((bytes, size)) = self.bytes.as_mut() {
+            **bytes += size(&message).unwrap_or(0) as u64;
+        }
         self.outbox[(to - 1) as usize].push((self.from, message));
     }
 
@@ -107,12 +122,14 @@ struct Cluster<R: Replica> {
     /// Messages sent this round, per destination.
     outbox: Vec<Vec<(u64, R::Message)>>,
     messages: u64,
+    /// Encoded bytes sent, if counted.
+    bytes: Option<u64>,
     rounds: u64,
     now: Instant,
 }
 
 impl<R: Replica> Cluster<R> {
-    fn new(replicas: Vec<R>) -> Self {
+    fn new(replicas: Vec<R>, count_bytes: bool) -> Self {
         let n = replicas.len();
         Cluster {
             replicas,
@@ -120,6 +137,7 @@ impl<R: Replica> Cluster<R> {
             inbox: (0..n).map(|_| Vec::new()).collect(),
             outbox: (0..n).map(|_| Vec::new()).collect(),
             messages: 0,
+            bytes: count_bytes.then_some(0),
             rounds: 0,
             now: Instant::ZERO,
         }
@@ -131,6 +149,7 @@ impl<R: Replica> Cluster<R> {
             outbox: &mut self.outbox,
             counters: &mut self.counters[i],
             messages: &mut self.messages,
+            bytes: self.bytes.as_mut().map(|b| (b, R::wire_size as SizeOf<R::Message>)),
         };
         self.replicas[i].drain(self.now, &mut io);
     }
@@ -170,6 +189,7 @@ struct Mark {
     /// Commands the leader had applied.
     applied: u64,
     messages: u64,
+    bytes: Option<u64>,
     writes: u64,
     rounds: u64,
     wall: std::time::Instant,
@@ -186,7 +206,7 @@ struct Mark {
 pub fn run_system<S: System>(kind: SystemKind, settings: &Settings) -> Report {
     assert!(settings.command_size >= 8, "commands carry an 8-byte sequence number");
     assert!(settings.window >= 1, "the window must be at least 1");
-    let mut c = Cluster::new(S::cluster(settings));
+    let mut c = Cluster::new(S::cluster(settings), settings.count_bytes);
 
     // Elect: let timers run in 1 ms rounds until some replica leads.
     let leader = loop {
@@ -230,6 +250,7 @@ pub fn run_system<S: System>(kind: SystemKind, settings: &Settings) -> Report {
             start = Some(Mark {
                 applied: leader_applied,
                 messages: c.messages,
+                bytes: c.bytes,
                 writes: c.writes(),
                 rounds: c.rounds,
                 wall: std::time::Instant::now(),
@@ -247,6 +268,8 @@ pub fn run_system<S: System>(kind: SystemKind, settings: &Settings) -> Report {
                 wall: m.wall.elapsed(),
                 cpu: cpu::thread_time().zip(m.cpu).map(|(now, then)| now.saturating_sub(then)),
                 messages: c.messages - m.messages,
+                // Systems that cannot tell their sizes count nothing: no figure.
+                bytes: c.bytes.zip(m.bytes).map(|(now, then)| now - then).filter(|&b| b > 0),
                 writes: c.writes() - m.writes,
                 rounds: c.rounds - m.rounds,
             };

@@ -5,7 +5,9 @@
 //! It measures the state machines alone — no network stack, no disk, no serialization —
 //! so that their costs can be compared: committed entries per second (committed on the
 //! leader *and* applied on every replica), messages per committed entry, storage writes
-//! per entry and network rounds per commit. Use it through the bench
+//! per entry and network rounds per commit; with [`Settings::count_bytes`], also the
+//! bytes of ballot's messages in its wire codec (a separate pass: measuring sizes walks
+//! every message). Use it through the bench
 //! (`cargo bench -p ballot-consensus-bench --bench cores`, see `docs/benchmarks.md`) or
 //! call [`run`] from your own code to compare a change.
 //!
@@ -164,6 +166,9 @@ pub struct Settings {
     pub compact_every: u64,
     /// Seed of the protocols' random number generators.
     pub seed: u64,
+    /// Count the bytes of every message as ballot's wire codec encodes them (systems
+    /// without that codec report none). Off for throughput: it walks every message.
+    pub count_bytes: bool,
 }
 
 impl Settings {
@@ -184,6 +189,7 @@ impl Settings {
             raft_rs_batch_append: true,
             compact_every: 1 << 14,
             seed: 1,
+            count_bytes: false,
         }
     }
 }
@@ -288,6 +294,9 @@ pub struct Report {
     pub writes: u64,
     /// Network rounds (one message hop each).
     pub rounds: u64,
+    /// Encoded bytes of the messages, with [`Settings::count_bytes`] and a system that
+    /// can tell (ballot's).
+    pub bytes: Option<u64>,
 }
 
 impl Report {
@@ -307,6 +316,12 @@ impl Report {
     #[must_use]
     pub fn messages_per_entry(&self) -> f64 {
         self.messages as f64 / self.entries as f64
+    }
+
+    /// Encoded message bytes per entry, where counted.
+    #[must_use]
+    pub fn bytes_per_entry(&self) -> Option<f64> {
+        self.bytes.map(|b| b as f64 / self.entries as f64)
     }
 
     /// Storage writes per committed entry.

@@ -38,3 +38,25 @@ fn one_outstanding_command_and_instant_acknowledgements() {
         assert!(report.rounds_per_entry() >= 2.0, "{kind}: {report:?}");
     }
 }
+
+/// Bytes are counted only when asked, and only for the systems whose messages ballot's
+/// codec encodes; every follower receives every command's bytes.
+#[test]
+fn message_bytes_are_counted_on_request() {
+    let plain = Settings { entries: 2_000, warmup: 100, ..Settings::new(4, 1024, 64) };
+    let counted = Settings { count_bytes: true, ..plain.clone() };
+    for &kind in SystemKind::ALL {
+        assert_eq!(run(kind, &plain).bytes, None, "{kind}: not asked");
+        let report = run(kind, &counted);
+        let ballot = matches!(kind, SystemKind::BallotRaft | SystemKind::BallotPaxos | SystemKind::BallotPbft);
+        match report.bytes_per_entry() {
+            Some(b) => {
+                assert!(ballot, "{kind} has no codec here, yet counted bytes");
+                // 1 KiB to each of 3 followers, less what the pipeline (64 entries) had
+                // sent before the measurement started.
+                assert!(b >= 0.9 * 3.0 * 1024.0, "{kind}: {b} bytes per entry cannot carry 1 KiB to 3 followers");
+            }
+            None => assert!(!ballot, "{kind}: no bytes counted"),
+        }
+    }
+}

@@ -39,15 +39,18 @@ pub fn target_dir() -> Result<PathBuf> {
 }
 
 /// Runs the `ballot` CLI.
+#[derive(Clone)]
 pub struct Cli {
     pub binary: PathBuf,
     pub endpoints: String,
     pub cert_dir: PathBuf,
+    /// The cluster's consensus (`BALLOT_CONSENSUS`); `None`: the CLI's default.
+    pub consensus: Option<&'static str>,
 }
 
 impl Cli {
     pub fn new(bin_dir: &Path) -> Self {
-        Cli { binary: bin_dir.join("ballot"), endpoints: String::new(), cert_dir: PathBuf::new() }
+        Cli { binary: bin_dir.join("ballot"), endpoints: String::new(), cert_dir: PathBuf::new(), consensus: None }
     }
 
     /// A command for the CLI with this cluster's endpoints and certificates.
@@ -65,6 +68,9 @@ impl Cli {
         }
         if !self.cert_dir.as_os_str().is_empty() {
             c.env("BALLOT_CERT_DIR", &self.cert_dir);
+        }
+        if let Some(consensus) = self.consensus {
+            c.env("BALLOT_CONSENSUS", consensus);
         }
         c
     }

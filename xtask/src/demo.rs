@@ -117,8 +117,7 @@ pub fn demo(base: u16) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (acked, stop) = (Arc::clone(&acked), Arc::clone(&stop));
-        let cmd_cli =
-            Cli { binary: cli.binary.clone(), endpoints: cli.endpoints.clone(), cert_dir: cli.cert_dir.clone() };
+        let cmd_cli = cli.clone();
         std::thread::spawn(move || {
             let mut i = 0u32;
             while !stop.load(Ordering::Relaxed) {

@@ -12,7 +12,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use serde_json::Value;
 
 use crate::cluster::{Cli, Teardown, build_bins, metrics_text, samples, target_dir};
 use crate::{cargo, run};
@@ -33,29 +32,16 @@ pub fn ports(base: u16) -> impl Iterator<Item = u16> {
     (1..=4).flat_map(move |i| [base + i, base + 100 + i])
 }
 
-/// `ballot --consensus pbft ARGS`.
-fn pbft<'a>(args: &[&'a str]) -> Vec<&'a str> {
-    let mut all = vec!["--consensus", "pbft"];
-    all.extend_from_slice(args);
-    all
-}
-
-/// The status rows of the replicas that answer (the CLI asks each replica for its own).
-fn status(cli: &Cli) -> Vec<Value> {
-    let out = cli.output(&pbft(&["--output", "json", "status", "--timeout", "2s"]));
-    match out.ok().and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok()) {
-        Some(Value::Array(rows)) => rows.into_iter().filter(|r| r.get("error").is_none()).collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// Waits until the replicas `ids` name one primary; returns it and the view.
 fn wait_primary(cli: &Cli, ids: &[u64], timeout: Duration) -> Result<(u64, u64)> {
     let deadline = Instant::now() + timeout;
     loop {
-        let rows = status(cli);
-        let seen: Vec<(u64, Option<u64>, Option<u64>)> =
-            rows.iter().map(|r| (r["id"].as_u64().unwrap_or(0), r["leader"].as_u64(), r["term"].as_u64())).collect();
+        let rows = cli.status_rows();
+        let seen: Vec<(u64, Option<u64>, Option<u64>)> = rows
+            .iter()
+            .filter(|r| r.get("error").is_none())
+            .map(|r| (r["id"].as_u64().unwrap_or(0), r["leader"].as_u64(), r["term"].as_u64()))
+            .collect();
         let of_ids: Vec<_> = seen.iter().filter(|(id, ..)| ids.contains(id)).collect();
         if of_ids.len() == ids.len()
             && let Some(&&(_, Some(primary), Some(view))) = of_ids.first()
@@ -118,7 +104,9 @@ pub fn demo(base: u16, no_build: bool) -> Result<()> {
     let (base_s, dir_s, bins_s) =
         (base.to_string(), dir.to_string_lossy().into_owned(), liar_bins.to_string_lossy().into_owned());
     let liar = format!("1=--byzantine {LIES}");
-    cli.show(&pbft(&[
+    cli.show(&[
+        "--consensus",
+        "pbft",
         "cluster",
         "up",
         "--service",
@@ -133,10 +121,11 @@ pub fn demo(base: u16, no_build: bool) -> Result<()> {
         &bins_s,
         "--node-args",
         &liar,
-    ]))?;
+    ])?;
     clusters.cluster_dirs.push(dir.clone());
     cli.endpoints = (1..=4).map(|i| format!("127.0.0.1:{}", base + i)).collect::<Vec<_>>().join(",");
     cli.cert_dir = dir.join("certs");
+    cli.consensus = Some("pbft");
     let log = std::fs::read_to_string(dir.join("n1.log")).unwrap_or_default();
     ensure!(log.contains("LIES"), "replica 1 did not start as a liar; see {}", dir.join("n1.log").display());
     let (primary, view) = wait_primary(&cli, &[1, 2, 3, 4], Duration::from_secs(60))?;
@@ -151,7 +140,7 @@ pub fn demo(base: u16, no_build: bool) -> Result<()> {
     let mut written = BTreeMap::new();
     for i in 0..WRITES {
         let (key, value) = (format!("ledger/{i:02}"), format!("amount-{}", 100 + i));
-        let args = pbft(&["kv", "put", &key, &value, "--timeout", "20s"]);
+        let args = ["kv", "put", &key, &value, "--timeout", "20s"];
         if i == 0 {
             cli.show(&args)?;
         } else {
@@ -170,7 +159,7 @@ pub fn demo(base: u16, no_build: bool) -> Result<()> {
     );
 
     step("the correct replicas refused the liar's PRE-PREPAREs and replaced it (a view change)");
-    cli.show(&pbft(&["status"]))?;
+    cli.show(&["status"])?;
     let (primary, view) = wait_primary(&cli, &[2, 3, 4], Duration::from_secs(30))?;
     ensure!(primary != 1, "the correct replicas still follow the liar n1 (view {view})");
     println!("n2, n3 and n4 agree on view {view} with primary n{primary}; n1 no longer leads");
@@ -189,12 +178,12 @@ pub fn demo(base: u16, no_build: bool) -> Result<()> {
 
     step("reading every key back: a read needs 2f+1 = 3 matching answers from distinct replicas");
     for (key, value) in &written {
-        let got = cli.json(&pbft(&["kv", "get", key]))?;
+        let got = cli.json(&["kv", "get", key])?;
         let stored = got["kvs"][0]["value"].as_str().unwrap_or_default();
         ensure!(stored == value, "{key}: read {got}, wrote {value}: the liar corrupted a write");
     }
     println!("all {WRITES} keys read back exactly as written: nothing the liar altered was executed");
-    cli.show(&pbft(&["kv", "get", "ledger/00"]))?;
+    cli.show(&["kv", "get", "ledger/00"])?;
 
     drop(clusters);
     step(&format!("done in {:.1?}; the cluster is stopped", started.elapsed()));

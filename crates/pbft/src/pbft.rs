@@ -564,9 +564,9 @@ impl Pbft {
 
     // ---- Requests. ----
 
-    /// Records a verified request as waiting; the primary queues it, a backup relays it.
-    pub(crate) fn add_request(&mut self, item: Item, relay: bool) {
-        let d = item.digest();
+    /// Records a verified request `item`, whose digest is `d`, as waiting; the primary
+    /// queues it, a backup relays it.
+    pub(crate) fn add_request(&mut self, d: Digest, item: Item, relay: bool) {
         if self.pending.contains_key(&d) {
             if relay && self.active && !self.is_primary() {
                 self.relay_to_primary(item);
@@ -622,11 +622,11 @@ impl Pbft {
         }
     }
 
-    /// Whether `item` was verified when it arrived here (it waits here: the same digest
-    /// is the same bytes) or is authentic now. Each replica checks a client's signature
-    /// once, not again in the PRE-PREPARE that orders it.
-    pub(crate) fn item_verified(&self, item: &Item) -> bool {
-        self.pending.contains_key(&item.digest()) || self.item_authentic(item)
+    /// Whether `item` (whose digest is `d`) was verified when it arrived here (it waits
+    /// here: the same digest is the same bytes) or is authentic now. Each replica checks a
+    /// client's signature once, not again in the PRE-PREPARE that orders it.
+    pub(crate) fn item_verified(&self, d: &Digest, item: &Item) -> bool {
+        self.pending.contains_key(d) || self.item_authentic(item)
     }
 
     /// Whether `batch` is well formed: at most `max_batch` authentic items after the
@@ -641,7 +641,7 @@ impl Pbft {
         if items.len() > self.cfg.max_batch {
             return Err("pre-prepare batch larger than max_batch");
         }
-        if !items.iter().all(|i| self.item_verified(i)) {
+        if !items.iter().all(|i| self.item_verified(&i.digest(), i)) {
             return Err("pre-prepare carries a request without a valid client signature");
         }
         Ok(time)
@@ -1092,21 +1092,22 @@ impl Pbft {
     pub(crate) fn step(&mut self, from: NodeId, m: Message) {
         match m {
             Message::Request(item) => {
-                if !self.item_verified(&item) {
+                let d = item.digest();
+                if !self.item_verified(&d, &item) {
                     return self.reject(from, "relayed request without a valid client signature");
                 }
-                if self.executed.contains(&item.digest()) {
+                if self.executed.contains(&d) {
                     return;
                 }
                 // Bounded like proposals: read barriers need no client signature, and a
                 // liar could relay them without end.
-                if self.pending.len() >= self.cfg.max_pending && !self.pending.contains_key(&item.digest()) {
+                if self.pending.len() >= self.cfg.max_pending && !self.pending.contains_key(&d) {
                     return self.reject(from, "relayed request beyond max_pending");
                 }
                 // A backup passes a relayed request on to the primary: a request that
                 // starts its timer must also reach the one who can order it.
                 let relay = !self.is_primary();
-                self.add_request(item, relay);
+                self.add_request(d, item, relay);
             }
             Message::PrePrepare { pre_prepare, batch } => self.on_pre_prepare(from, pre_prepare, batch),
             Message::Prepare(p) => self.on_prepare(from, p),
@@ -1144,7 +1145,8 @@ impl Pbft {
         self.next_nonce += 1;
         let nonce = self.next_nonce;
         self.read_barrier = Some((nonce, reads));
-        self.add_request(Item::Barrier { replica: self.cfg.id, nonce }, true);
+        let barrier = Item::Barrier { replica: self.cfg.id, nonce };
+        self.add_request(barrier.digest(), barrier, true);
     }
 
     /// Fails every ordered read waiting here (the state it waited on was replaced).
@@ -1215,11 +1217,10 @@ impl Protocol for Pbft {
         }
         let item = Item::Request(command);
         let d = item.digest();
-        let waiting = self.pending.contains_key(&d);
-        if !waiting && !self.item_authentic(&item) {
+        if !self.item_verified(&d, &item) {
             return Err(ProposeError::Unavailable("the request's client signature is not valid".into()));
         }
-        if !waiting && self.pending.len() >= self.cfg.max_pending {
+        if !self.pending.contains_key(&d) && self.pending.len() >= self.cfg.max_pending {
             return Err(ProposeError::Busy);
         }
         if self.executed.contains(&d) {
@@ -1229,7 +1230,7 @@ impl Protocol for Pbft {
             return Err(ProposeError::Unavailable("this request already executed".into()));
         }
         self.proposals.entry(d).or_default().push_back(id);
-        self.add_request(item, true);
+        self.add_request(d, item, true);
         Ok(())
     }
 
@@ -1275,8 +1276,6 @@ impl Protocol for Pbft {
         }
     }
 
-    /// [`ClientRule::byzantine`]: 2f+1 matching replies for writes and reads alike
-    /// (ballot-sim, seed 308, 4 nodes, found stale reads with f+1 for writes).
     fn time_wanted(&mut self, now: Instant, unix_ms: Option<u64>) {
         self.now = self.now.max(now);
         self.time_wanted = unix_ms;
@@ -1285,6 +1284,8 @@ impl Protocol for Pbft {
         }
     }
 
+    /// [`ClientRule::byzantine`]: 2f+1 matching replies for writes and reads alike
+    /// (ballot-sim, seed 308, 4 nodes, found stale reads with f+1 for writes).
     fn client_rule(&self) -> ClientRule {
         ClientRule::byzantine(self.replicas.len())
     }

@@ -60,6 +60,9 @@ fn wait_primary(cli: &Cli, ids: &[u64], timeout: Duration) -> Result<(u64, u64)>
 /// the default binaries; returns their directory.
 fn build(dir: &Path) -> Result<std::path::PathBuf> {
     step("building ballot-kvd with the test-only `byzantine` feature (the lying-replica test's build)");
+    // Before the first cargo build, as `build_bins` does: on a fresh machine RocksDB's
+    // build needs libclang and a C++ compiler (installed as root, else the command).
+    crate::prereqs::ensure(&[crate::prereqs::Need::Build])?;
     let mut c = cargo();
     // Exactly the build of `cargo xtask test`'s lying-replica step, so that cargo reuses
     // it (and RocksDB's build) rather than compiling anything twice.

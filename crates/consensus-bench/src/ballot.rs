@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use ballot_core::{
-    Apply, Event, Instant, LogEntry, LogStore, MemStore, Membership, NodeId, Output, Persist, ProposalId, Protocol,
-    Recovered, Role, SeededRng, Snapshot,
+    Apply, ElectionConfig, Event, Instant, LogEntry, LogStore, MemStore, Membership, NodeId, Output, Persist,
+    ProposalId, Protocol, Recovered, Role, SeededRng, Snapshot,
 };
 use bytes::Bytes;
 
@@ -262,6 +262,18 @@ fn cluster_of<P: Protocol>(settings: &Settings, build: impl Fn(NodeId) -> P) -> 
 }
 
 /// The seeded generator of replica `id`.
+/// The election settings every leader-based system in the harness runs with.
+fn election() -> ElectionConfig {
+    ElectionConfig {
+        timeout_min: Tuning::ELECTION_TIMEOUT,
+        timeout_max: Tuning::ELECTION_TIMEOUT * 2,
+        heartbeat_interval: Tuning::HEARTBEAT,
+        pre_vote: true,
+        check_quorum: true,
+        lease_reads: false,
+    }
+}
+
 fn rng(settings: &Settings, id: NodeId) -> SeededRng {
     SeededRng::new(settings.seed.wrapping_mul(1000).wrapping_add(id.get()))
 }
@@ -277,11 +289,7 @@ impl System for BallotRaft {
     fn cluster(settings: &Settings) -> Vec<Self::Replica> {
         cluster_of(settings, |id| {
             let config = ballot_raft::Config {
-                election_timeout_min: Tuning::ELECTION_TIMEOUT,
-                election_timeout_max: Tuning::ELECTION_TIMEOUT * 2,
-                heartbeat_interval: Tuning::HEARTBEAT,
-                pre_vote: true,
-                check_quorum: true,
+                election: election(),
                 // raft-rs and omnipaxos limit messages by bytes only.
                 max_append_entries: usize::MAX,
                 max_append_bytes: Tuning::MAX_MESSAGE_BYTES,
@@ -306,11 +314,7 @@ impl System for BallotPaxos {
     fn cluster(settings: &Settings) -> Vec<Self::Replica> {
         cluster_of(settings, |id| {
             let config = ballot_paxos::Config {
-                election_timeout_min: Tuning::ELECTION_TIMEOUT,
-                election_timeout_max: Tuning::ELECTION_TIMEOUT * 2,
-                heartbeat_interval: Tuning::HEARTBEAT,
-                pre_vote: true,
-                check_quorum: true,
+                election: election(),
                 max_accept_slots: usize::MAX,
                 max_accept_bytes: Tuning::MAX_MESSAGE_BYTES,
                 max_inflight_accepts: Tuning::MAX_INFLIGHT_MESSAGES,

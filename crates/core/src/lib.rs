@@ -22,6 +22,7 @@
 //! ```
 
 mod consensus;
+mod election;
 mod id;
 mod membership;
 mod outbox;
@@ -36,6 +37,7 @@ mod transport;
 pub mod testkit;
 
 pub use consensus::{Consensus, ConsensusSettings, UnknownConsensus};
+pub use election::{ElectionConfig, InvalidField, require_positive};
 pub use id::{NodeId, ParseNodeIdError, PersistId, ProposalId, ReadId};
 pub use membership::{Membership, Quorum};
 pub use outbox::{Outbox, Queue};

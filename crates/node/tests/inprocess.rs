@@ -73,9 +73,9 @@ impl Cluster {
                 let mut store = self.raft_stores.entry(id).or_default().clone();
                 let recovered: Recovered<_, _> = ballot_core::LogStore::recover(&mut store).unwrap();
                 let mut config = ballot_raft::Config::new(id);
-                config.election_timeout_min = Duration::from_millis(150);
-                config.election_timeout_max = Duration::from_millis(300);
-                config.heartbeat_interval = Duration::from_millis(30);
+                config.election.timeout_min = Duration::from_millis(150);
+                config.election.timeout_max = Duration::from_millis(300);
+                config.election.heartbeat_interval = Duration::from_millis(30);
                 let raft =
                     ballot_raft::Raft::new(config, membership, recovered, rng, ballot_core::Instant::ZERO).unwrap();
                 Node::start(parts(Consensus::Raft, id, raft, store, &self.net)).unwrap()
@@ -84,9 +84,9 @@ impl Cluster {
                 let mut store = self.paxos_stores.entry(id).or_default().clone();
                 let recovered: Recovered<_, _> = ballot_core::LogStore::recover(&mut store).unwrap();
                 let mut config = ballot_paxos::Config::new(id);
-                config.election_timeout_min = Duration::from_millis(150);
-                config.election_timeout_max = Duration::from_millis(300);
-                config.heartbeat_interval = Duration::from_millis(30);
+                config.election.timeout_min = Duration::from_millis(150);
+                config.election.timeout_max = Duration::from_millis(300);
+                config.election.heartbeat_interval = Duration::from_millis(30);
                 let paxos =
                     ballot_paxos::MultiPaxos::new(config, membership, recovered, rng, ballot_core::Instant::ZERO)
                         .unwrap();

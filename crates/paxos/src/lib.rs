@@ -77,9 +77,9 @@
 //! let mut nodes: Vec<MultiPaxos> = (1..=3)
 //!     .map(|i| {
 //!         let mut cfg = Config::new(NodeId(i));
-//!         cfg.election_timeout_min = Duration::from_millis(300);
-//!         cfg.election_timeout_max = Duration::from_millis(600);
-//!         cfg.heartbeat_interval = Duration::from_millis(50);
+//!         cfg.election.timeout_min = Duration::from_millis(300);
+//!         cfg.election.timeout_max = Duration::from_millis(600);
+//!         cfg.election.heartbeat_interval = Duration::from_millis(50);
 //!         MultiPaxos::new(cfg, members.clone(), Recovered::default(), SeededRng::new(i), Instant::ZERO)
 //!     })
 //!     .collect::<Result<_, _>>()?;
@@ -132,6 +132,7 @@ mod multi;
 mod synod;
 mod types;
 
+pub use ballot_core::ElectionConfig;
 pub use error::PaxosError;
 pub use multi::{Config, Message, MultiPaxos};
 pub use synod::{SYNOD_SLOT, Synod, SynodConfig, SynodMessage};

@@ -11,9 +11,9 @@ use common::{Cluster, Fate};
 
 fn config(id: NodeId) -> Config {
     let mut c = Config::new(id);
-    c.election_timeout_min = Duration::from_millis(200);
-    c.election_timeout_max = Duration::from_millis(400);
-    c.heartbeat_interval = Duration::from_millis(20);
+    c.election.timeout_min = Duration::from_millis(200);
+    c.election.timeout_max = Duration::from_millis(400);
+    c.election.heartbeat_interval = Duration::from_millis(20);
     c.max_accept_slots = 32;
     c
 }
@@ -347,8 +347,8 @@ fn random_faults(seed: u64, rounds: u32) {
     let lease = rng.gen_bool(0.3);
     let batch = rng.gen_range(1..8) as usize;
     let mut c = cluster_with(n, 100 + seed, move |cfg| {
-        cfg.pre_vote = pre_vote;
-        cfg.lease_reads = lease;
+        cfg.election.pre_vote = pre_vote;
+        cfg.election.lease_reads = lease;
         cfg.max_accept_slots = batch;
         cfg.max_inflight_accepts = 3;
         cfg.max_snapshot_chunk = 7;
@@ -538,7 +538,7 @@ fn random_faults_many_seeds() {
 
 #[test]
 fn lease_reads_are_served_locally_while_the_lease_holds() {
-    let mut c = cluster_with(3, 9, |cfg| cfg.lease_reads = true);
+    let mut c = cluster_with(3, 9, |cfg| cfg.election.lease_reads = true);
     let l = elect(&mut c);
     c.run_for(Duration::from_millis(60));
     assert!(c.p(l).has_lease());

@@ -1,8 +1,6 @@
 //! Replica configuration.
 
-use std::time::Duration;
-
-use ballot_core::{ConsensusSettings, NodeId};
+use ballot_core::{ConsensusSettings, ElectionConfig, InvalidField, NodeId, require_positive};
 
 use crate::RaftError;
 
@@ -14,24 +12,10 @@ use crate::RaftError;
 pub struct Config {
     /// This replica's id (non-zero).
     pub id: NodeId,
-    /// Lower bound of the randomized election timeout. Also the CheckQuorum period, how
-    /// long a follower stays loyal to a leader it heard from ("leader stickiness"), and
-    /// the basis of the read lease.
-    pub election_timeout_min: Duration,
-    /// Upper bound (exclusive) of the randomized election timeout; must exceed the minimum.
-    pub election_timeout_max: Duration,
-    /// How often a leader sends heartbeats; must be below `election_timeout_min`.
-    pub heartbeat_interval: Duration,
-    /// Run a PreVote round before bumping the term, so a node that cannot win (a
-    /// partitioned one, say) never disrupts the cluster.
-    pub pre_vote: bool,
-    /// A leader steps down when it has not heard from a quorum for `election_timeout_min`,
-    /// and followers that heard from a leader within that time ignore vote requests.
-    pub check_quorum: bool,
-    /// Serve linearizable reads from the leader's lease without a heartbeat round.
-    /// Requires `check_quorum`, and assumes clocks that drift by less than 10 % over an
+    /// Election timeouts, heartbeats, PreVote, CheckQuorum and lease reads (the settings
+    /// Multi-Paxos shares). Lease reads assume clocks that drift by less than 10 % over an
     /// election timeout.
-    pub lease_reads: bool,
+    pub election: ElectionConfig,
     /// Most entries in one AppendEntries message.
     pub max_append_entries: usize,
     /// Most entry bytes in one AppendEntries message (a single larger entry is still sent alone).
@@ -58,12 +42,7 @@ impl Config {
     pub fn new(id: NodeId) -> Self {
         Config {
             id,
-            election_timeout_min: Duration::from_millis(1000),
-            election_timeout_max: Duration::from_millis(2000),
-            heartbeat_interval: Duration::from_millis(100),
-            pre_vote: true,
-            check_quorum: true,
-            lease_reads: false,
+            election: ElectionConfig::default(),
             max_append_entries: 4096,
             max_append_bytes: 1 << 20,
             max_inflight_appends: 256,
@@ -78,12 +57,11 @@ impl Config {
     /// and size limits a server sets for any algorithm ([`ConsensusSettings`]).
     #[must_use]
     pub fn from_settings(id: NodeId, settings: &ConsensusSettings) -> Self {
-        let mut config = Self::new(id);
-        config.election_timeout_min = settings.election_timeout;
-        config.election_timeout_max = settings.election_timeout * 2;
-        config.heartbeat_interval = settings.heartbeat;
-        config.max_command_size = settings.max_command_size;
-        config
+        Config {
+            election: ElectionConfig::from_settings(settings),
+            max_command_size: settings.max_command_size,
+            ..Self::new(id)
+        }
     }
 
     /// Checks that the values can work together.
@@ -91,21 +69,12 @@ impl Config {
     /// # Errors
     /// [`RaftError::InvalidConfig`] naming the first offending field.
     pub fn validate(&self) -> Result<(), RaftError> {
-        let bad =
-            |field: &'static str, reason: &str| Err(RaftError::InvalidConfig { field, reason: reason.to_owned() });
+        let invalid = |e: InvalidField| RaftError::InvalidConfig { field: e.field, reason: e.reason.to_owned() };
         if self.id.get() == 0 {
-            return bad("id", "must be non-zero");
+            return Err(invalid(InvalidField { field: "id", reason: "must be non-zero" }));
         }
-        if self.heartbeat_interval.is_zero() {
-            return bad("heartbeat_interval", "must be positive");
-        }
-        if self.election_timeout_min <= self.heartbeat_interval {
-            return bad("election_timeout_min", "must exceed heartbeat_interval");
-        }
-        if self.election_timeout_max <= self.election_timeout_min {
-            return bad("election_timeout_max", "must exceed election_timeout_min so that timeouts can be randomized");
-        }
-        for (field, value) in [
+        self.election.validate().map_err(invalid)?;
+        require_positive(&[
             ("max_append_entries", self.max_append_entries),
             ("max_append_bytes", self.max_append_bytes),
             ("max_inflight_appends", self.max_inflight_appends),
@@ -113,20 +82,16 @@ impl Config {
             ("max_snapshot_chunk", self.max_snapshot_chunk),
             ("max_command_size", self.max_command_size),
             ("max_pending_proposals", self.max_pending_proposals),
-        ] {
-            if value == 0 {
-                return bad(field, "must be at least 1");
-            }
-        }
-        if self.lease_reads && !self.check_quorum {
-            return bad("lease_reads", "requires check_quorum (a leader must step down before its lease can be wrong)");
-        }
+        ])
+        .map_err(invalid)?;
         Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -138,17 +103,12 @@ mod tests {
             other => panic!("expected InvalidConfig, got {other:?}"),
         };
         assert_eq!(field(Config { id: NodeId(0), ..ok.clone() }), "id");
-        assert_eq!(field(Config { heartbeat_interval: Duration::ZERO, ..ok.clone() }), "heartbeat_interval");
-        assert_eq!(
-            field(Config { election_timeout_min: Duration::from_millis(100), ..ok.clone() }),
-            "election_timeout_min"
-        );
-        assert_eq!(
-            field(Config { election_timeout_max: Duration::from_millis(1000), ..ok.clone() }),
-            "election_timeout_max"
-        );
+        let mut slow_heartbeat = ok.clone();
+        slow_heartbeat.election.heartbeat_interval = Duration::from_secs(5);
+        assert_eq!(field(slow_heartbeat), "election.timeout_min");
         assert_eq!(field(Config { max_inflight_bytes: 0, ..ok.clone() }), "max_inflight_bytes");
-        assert_eq!(field(Config { lease_reads: true, check_quorum: false, ..ok.clone() }), "lease_reads");
-        assert_eq!(Config { lease_reads: true, ..ok }.validate(), Ok(()));
+        let mut leased = ok;
+        leased.election.lease_reads = true;
+        assert_eq!(leased.validate(), Ok(()));
     }
 }

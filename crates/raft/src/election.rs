@@ -23,7 +23,7 @@ impl Raft {
         if !self.is_voter() {
             return;
         }
-        if self.cfg.pre_vote && !transfer {
+        if self.cfg.election.pre_vote && !transfer {
             self.set_role(Role::PreCandidate);
             self.set_leader(None);
             self.votes.clear();
@@ -139,8 +139,8 @@ impl Raft {
         self.transfer = None;
         self.lease_until = None;
         self.hb_sent.clear();
-        self.heartbeat_deadline = now + self.cfg.heartbeat_interval;
-        self.check_quorum_deadline = now + self.cfg.election_timeout_min;
+        self.heartbeat_deadline = now + self.cfg.election.heartbeat_interval;
+        self.check_quorum_deadline = now + self.cfg.election.timeout_min;
         self.append_local(EntryPayload::Noop);
         self.need_broadcast = true;
         self.maybe_commit(now);

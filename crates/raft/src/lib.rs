@@ -81,6 +81,7 @@ mod replication;
 mod snapshot;
 mod types;
 
+pub use ballot_core::ElectionConfig;
 pub use config::Config;
 pub use error::RaftError;
 pub use message::{Conflict, Message};

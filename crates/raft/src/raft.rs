@@ -2,7 +2,6 @@
 //! transitions, message dispatch and the [`Protocol`] implementation.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use ballot_core::{
     Apply, Event, Instant, Membership, NodeId, Outbox, Output, Persist, PersistId, ProposalId, ProposeError, Protocol,
@@ -189,10 +188,6 @@ impl std::fmt::Debug for Raft {
     }
 }
 
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
 impl Raft {
     /// Builds a replica from what its store recovered (or `Recovered::default()` for a new
     /// one).
@@ -248,7 +243,7 @@ impl Raft {
         if hs.commit > log.last_index() {
             return corrupt(format!("commit index {} is past the last entry {}", hs.commit, log.last_index()));
         }
-        let sticky_until = if config.lease_reads { now + config.election_timeout_min } else { Instant::ZERO };
+        let sticky_until = if config.election.lease_reads { now + config.election.timeout_min } else { Instant::ZERO };
         let mut raft = Raft {
             rng,
             now,
@@ -435,8 +430,7 @@ impl Raft {
     }
 
     pub(crate) fn reset_election_deadline(&mut self, now: Instant) {
-        let (min, max) = (nanos(self.cfg.election_timeout_min), nanos(self.cfg.election_timeout_max));
-        self.election_deadline = now + Duration::from_nanos(self.rng.gen_range(min..max));
+        self.election_deadline = now + self.cfg.election.random_timeout(&mut self.rng);
     }
 
     /// Whether this replica currently refuses to help depose its leader: CheckQuorum's
@@ -445,13 +439,13 @@ impl Raft {
         if now < self.sticky_until {
             return true;
         }
-        if !self.cfg.check_quorum {
+        if !self.cfg.election.check_quorum {
             return false;
         }
         if self.role == Role::Leader {
             return true;
         }
-        self.leader.is_some() && self.last_leader_contact.is_some_and(|t| now < t + self.cfg.election_timeout_min)
+        self.leader.is_some() && self.last_leader_contact.is_some_and(|t| now < t + self.cfg.election.timeout_min)
     }
 
     // ----- output plumbing -----
@@ -728,11 +722,11 @@ impl Raft {
     fn on_tick(&mut self, now: Instant) {
         if self.role == Role::Leader {
             if now >= self.heartbeat_deadline {
-                self.heartbeat_deadline = now + self.cfg.heartbeat_interval;
+                self.heartbeat_deadline = now + self.cfg.election.heartbeat_interval;
                 self.on_heartbeat_tick(now);
             }
-            if self.cfg.check_quorum && now >= self.check_quorum_deadline {
-                self.check_quorum_deadline = now + self.cfg.election_timeout_min;
+            if self.cfg.election.check_quorum && now >= self.check_quorum_deadline {
+                self.check_quorum_deadline = now + self.cfg.election.timeout_min;
                 if self.quorum_active() {
                     for p in &mut self.peers {
                         p.recent_active = false;
@@ -816,7 +810,7 @@ impl Raft {
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         if self.role == Role::Leader {
             consider(self.heartbeat_deadline);
-            if self.cfg.check_quorum {
+            if self.cfg.election.check_quorum {
                 consider(self.check_quorum_deadline);
             }
             if let Some(t) = &self.transfer {

@@ -61,7 +61,7 @@ impl Raft {
         }
         self.reads.next_request += 1;
         let request = self.reads.next_request;
-        let deadline = now + self.cfg.election_timeout_max;
+        let deadline = now + self.cfg.election.timeout_max;
         self.reads.forwarded.push_back(Forwarded { id, request, deadline });
         let term = self.term;
         self.send(leader, Message::ReadIndex { term, request });
@@ -72,7 +72,7 @@ impl Raft {
         if self.reads.waiting.len() + self.reads.pending.len() >= self.cfg.max_pending_proposals {
             return Err(ProposeError::Busy);
         }
-        let deadline = now + self.cfg.election_timeout_max;
+        let deadline = now + self.cfg.election.timeout_max;
         if !self.committed_in_term() {
             // Until its no-op commits, a new leader's commit index may be behind entries an
             // earlier leader committed.
@@ -165,15 +165,13 @@ impl Raft {
 
     /// Extends the lease from the send time of the latest round a quorum acknowledged.
     /// Followers that answered it will not vote for another candidate until
-    /// `election_timeout_min` after they received it; the lease ends a 10 % drift margin
+    /// `election.timeout_min` after they received it; the lease ends a 10 % drift margin
     /// earlier.
     pub(crate) fn update_lease(&mut self) {
-        if !self.cfg.lease_reads {
+        let Some(duration) = self.cfg.election.lease() else {
             return;
-        }
+        };
         let acked = self.quorum_hb_seq();
-        let min = self.cfg.election_timeout_min;
-        let duration = min - min / 10;
         while let Some(&(seq, sent)) = self.hb_sent.front() {
             if seq > acked {
                 break;
@@ -187,8 +185,8 @@ impl Raft {
     }
 
     pub(crate) fn lease_valid(&self, now: Instant) -> bool {
-        self.cfg.lease_reads
-            && self.cfg.check_quorum
+        self.cfg.election.lease_reads
+            && self.cfg.election.check_quorum
             && self.role == Role::Leader
             && self.transfer.is_none()
             && now >= self.lease_blocked_until

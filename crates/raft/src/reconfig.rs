@@ -54,7 +54,7 @@ impl Raft {
     /// Hands leadership to voter `to`: the leader stops accepting proposals
     /// ([`ProposeError::Unavailable`]), brings `to` up to date, and sends it TimeoutNow,
     /// upon which `to` campaigns at once (skipping PreVote, and past other voters' leader
-    /// stickiness). The transfer is abandoned after `election_timeout_min` if `to` has not
+    /// stickiness). The transfer is abandoned after `election.timeout_min` if `to` has not
     /// taken over. Transferring to this leader itself, or again to the current target, is
     /// a no-op; naming another target restarts the transfer.
     ///
@@ -75,7 +75,7 @@ impl Raft {
         if self.transfer.as_ref().is_some_and(|t| t.to == to) {
             return Ok(());
         }
-        self.transfer = Some(Transfer { to, deadline: now + self.cfg.election_timeout_min, sent: false });
+        self.transfer = Some(Transfer { to, deadline: now + self.cfg.election.timeout_min, sent: false });
         self.maybe_send_timeout_now(to);
         self.need_broadcast = true;
         Ok(())
@@ -98,7 +98,7 @@ impl Raft {
             // TimeoutNow may still be in flight and its campaign ignores stickiness: no
             // lease reads until any such election is over.
             self.lease_until = None;
-            self.lease_blocked_until = now + self.cfg.election_timeout_max;
+            self.lease_blocked_until = now + self.cfg.election.timeout_max;
         }
     }
 

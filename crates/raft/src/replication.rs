@@ -328,7 +328,7 @@ impl Raft {
     /// The periodic heartbeat: recover stalled pipelines and lost probes or snapshot
     /// chunks, then send a heartbeat round.
     pub(crate) fn on_heartbeat_tick(&mut self, now: Instant) {
-        let retransmit = (self.cfg.heartbeat_interval * 2).max(self.cfg.election_timeout_min / 2);
+        let retransmit = (self.cfg.election.heartbeat_interval * 2).max(self.cfg.election.timeout_min / 2);
         for p in &mut self.peers {
             match &mut p.state {
                 State::Replicate => {
@@ -364,8 +364,8 @@ impl Raft {
         self.hb_seq += 1;
         self.reads.need_round = false;
         let (seq, term, commit, now) = (self.hb_seq, self.term, self.commit, self.now);
-        if self.cfg.lease_reads {
-            let horizon = self.cfg.election_timeout_min;
+        if self.cfg.election.lease_reads {
+            let horizon = self.cfg.election.timeout_min;
             while self.hb_sent.front().is_some_and(|&(_, t)| t + horizon <= now) {
                 self.hb_sent.pop_front();
             }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ballot_core::{Apply, Event, Membership, NodeId, Protocol, Role, SeededRng};
-use ballot_raft::{Config, MembershipChange};
+use ballot_raft::{Config, ElectionConfig, MembershipChange};
 use bytes::Bytes;
 use common::*;
 
@@ -125,9 +125,12 @@ fn run(seed: u64) {
         max_append_entries: 8,
         max_inflight_appends: 4,
         max_snapshot_chunk: 5,
-        pre_vote,
-        check_quorum,
-        lease_reads: check_quorum && id.is_multiple_of(2),
+        election: ElectionConfig {
+            pre_vote,
+            check_quorum,
+            lease_reads: check_quorum && id.is_multiple_of(2),
+            ..ElectionConfig::default()
+        },
         ..Config::new(n(id))
     };
     let mut c = Cluster::with_config(&[1, 2, 3], cfg);

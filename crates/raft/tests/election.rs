@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use ballot_core::{Event, NodeId, Output, Persist, PersistId, Protocol, Role};
-use ballot_raft::{Config, HardState, Message};
+use ballot_raft::{Config, ElectionConfig, HardState, Message};
 use common::*;
 
 fn vote_req(term: u64, last_log_index: u64, last_log_term: u64) -> Message {
@@ -133,7 +133,10 @@ fn a_partitioned_node_with_pre_vote_does_not_inflate_its_term_or_disrupt() {
 
 #[test]
 fn without_pre_vote_an_isolated_node_inflates_its_term() {
-    let mut c = Cluster::with_config(&[1, 2, 3], |id| Config { pre_vote: false, ..Config::new(n(id)) });
+    let mut c = Cluster::with_config(&[1, 2, 3], |id| Config {
+        election: ElectionConfig { pre_vote: false, ..ElectionConfig::default() },
+        ..Config::new(n(id))
+    });
     c.elect(1);
     let term = c.raft(1).term();
     c.isolate(3);
@@ -143,7 +146,7 @@ fn without_pre_vote_an_isolated_node_inflates_its_term() {
 
 #[test]
 fn candidate_counts_its_own_vote_only_once_durable() {
-    let cfg = Config { pre_vote: false, ..Config::new(n(1)) };
+    let cfg = Config { election: ElectionConfig { pre_vote: false, ..ElectionConfig::default() }, ..Config::new(n(1)) };
     let mut r = recovered(cfg, &[1, 2, 3], vec![], HardState::default()).unwrap();
     let t = r.poll_timeout().unwrap();
     r.handle_timeout(t);
@@ -187,7 +190,7 @@ fn single_voter_elects_itself_once_its_vote_is_durable() {
 
 #[test]
 fn rejected_votes_end_the_campaign() {
-    let cfg = Config { pre_vote: false, ..Config::new(n(1)) };
+    let cfg = Config { election: ElectionConfig { pre_vote: false, ..ElectionConfig::default() }, ..Config::new(n(1)) };
     let mut r = recovered(cfg, &[1, 2, 3], vec![], HardState::default()).unwrap();
     let t = r.poll_timeout().unwrap();
     r.handle_timeout(t);
@@ -207,7 +210,7 @@ fn leader_stickiness_ignores_vote_requests_while_the_leader_is_heard() {
     drain(&mut r);
     r.persisted(ms(0), PersistId(1));
     assert_eq!(r.leader(), Some(n(1)));
-    // Within election_timeout_min of the leader's last message: ignored outright.
+    // Within election.timeout_min of the leader's last message: ignored outright.
     r.handle_message(ms(500), n(3), vote_req(2, 10, 1));
     r.handle_message(ms(500), n(3), pre_vote_req(2, 10, 1));
     assert_eq!(drain(&mut r), vec![], "no answer, and no term change");
@@ -226,7 +229,7 @@ fn leader_stickiness_ignores_vote_requests_while_the_leader_is_heard() {
         sends(&drain(&mut r2))
             .contains(&(n(3), Message::RequestVoteResponse { term: 2, pre_vote: false, granted: true }))
     );
-    // Once the leader has been silent for election_timeout_min, votes are considered.
+    // Once the leader has been silent for election.timeout_min, votes are considered.
     r.handle_message(ms(1001), n(3), vote_req(2, 10, 1));
     drain(&mut r);
     r.persisted(ms(1001), PersistId(2));
@@ -237,7 +240,8 @@ fn leader_stickiness_ignores_vote_requests_while_the_leader_is_heard() {
 
 #[test]
 fn without_check_quorum_there_is_no_stickiness() {
-    let cfg = Config { check_quorum: false, ..Config::new(n(2)) };
+    let cfg =
+        Config { election: ElectionConfig { check_quorum: false, ..ElectionConfig::default() }, ..Config::new(n(2)) };
     let mut r = recovered(cfg, &[1, 2, 3], vec![], HardState::default()).unwrap();
     r.handle_message(ms(0), n(1), Message::Heartbeat { term: 1, commit: 0, seq: 1 });
     r.handle_message(ms(10), n(3), vote_req(2, 0, 0));
@@ -263,7 +267,10 @@ fn check_quorum_makes_an_isolated_leader_step_down() {
 
 #[test]
 fn without_check_quorum_an_isolated_leader_stays_leader() {
-    let mut c = Cluster::with_config(&[1, 2, 3], |id| Config { check_quorum: false, ..Config::new(n(id)) });
+    let mut c = Cluster::with_config(&[1, 2, 3], |id| Config {
+        election: ElectionConfig { check_quorum: false, ..ElectionConfig::default() },
+        ..Config::new(n(id))
+    });
     c.elect(1);
     c.isolate(1);
     c.advance(Duration::from_secs(10));
@@ -330,7 +337,7 @@ fn before(t: ballot_core::Instant, millis: u64) -> ballot_core::Instant {
 fn only_a_granted_vote_restarts_the_election_timer() {
     // n3 holds the newest log; n1, with a stale one, keeps campaigning (no PreVote). n3
     // adopts each new term but must still time out and campaign itself (Raft §5.2).
-    let cfg = Config { pre_vote: false, ..Config::new(n(3)) };
+    let cfg = Config { election: ElectionConfig { pre_vote: false, ..ElectionConfig::default() }, ..Config::new(n(3)) };
     let hs = HardState { term: 2, vote: None, commit: 0 };
     let mut r = recovered(cfg, &[1, 2, 3], vec![cmd(1, 1), cmd(2, 2)], hs).unwrap();
     let deadline = r.poll_timeout().unwrap();

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use ballot_core::{Output, PersistId, ProposeError, Protocol, ReadId, Role};
-use ballot_raft::{Config, HardState, Message, Raft};
+use ballot_raft::{Config, ElectionConfig, HardState, Message, Raft};
 use common::*;
 
 fn heartbeats(outs: &[Out]) -> Vec<(u64, u64)> {
@@ -47,7 +47,7 @@ fn read_index_is_confirmed_by_a_heartbeat_round() {
 
 #[test]
 fn a_new_leader_serves_reads_only_after_its_noop_commits() {
-    let cfg = Config { pre_vote: false, ..Config::new(n(1)) };
+    let cfg = Config { election: ElectionConfig { pre_vote: false, ..ElectionConfig::default() }, ..Config::new(n(1)) };
     // n1 has an entry of term 1 that may be committed; it becomes leader of term 2.
     let hs = HardState { term: 1, vote: None, commit: 0 };
     let mut r: Raft = recovered(cfg, &[1, 2, 3], vec![cmd(1, 1)], hs).unwrap();
@@ -124,7 +124,10 @@ fn pending_reads_are_bounded() {
 }
 
 fn lease_cluster() -> Cluster {
-    Cluster::with_config(&[1, 2, 3], |id| Config { lease_reads: true, ..Config::new(n(id)) })
+    Cluster::with_config(&[1, 2, 3], |id| Config {
+        election: ElectionConfig { lease_reads: true, ..ElectionConfig::default() },
+        ..Config::new(n(id))
+    })
 }
 
 #[test]
@@ -175,7 +178,8 @@ fn the_lease_is_not_used_during_a_leadership_transfer() {
 
 #[test]
 fn a_restarted_replica_with_leases_refuses_votes_for_an_election_timeout() {
-    let cfg = Config { lease_reads: true, ..Config::new(n(2)) };
+    let cfg =
+        Config { election: ElectionConfig { lease_reads: true, ..ElectionConfig::default() }, ..Config::new(n(2)) };
     let mut r = recovered(cfg, &[1, 2, 3], vec![], HardState { term: 3, vote: None, commit: 0 }).unwrap();
     let req = Message::RequestVote { term: 4, pre_vote: false, last_log_index: 0, last_log_term: 0, transfer: false };
     r.handle_message(ms(500), n(3), req.clone());

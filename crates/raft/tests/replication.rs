@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use ballot_core::{Apply, Event, Output, Persist, PersistId, ProposalId, ProposeError, Protocol, Role};
-use ballot_raft::{Config, Entry, EntryPayload, HardState, Message, Raft, ReplicationState};
+use ballot_raft::{Config, ElectionConfig, Entry, EntryPayload, HardState, Message, Raft, ReplicationState};
 use bytes::Bytes;
 use common::*;
 
@@ -18,7 +18,7 @@ fn noop(index: u64, term: u64) -> Entry {
 /// n1 leader of {1,2,3} in term 1, driven by hand; returns it with the outputs of
 /// becoming leader (its no-op batch not yet acknowledged).
 fn hand_made_leader() -> (Raft, Vec<Out>) {
-    let cfg = Config { pre_vote: false, ..Config::new(n(1)) };
+    let cfg = Config { election: ElectionConfig { pre_vote: false, ..ElectionConfig::default() }, ..Config::new(n(1)) };
     let mut r = recovered(cfg, &[1, 2, 3], vec![], HardState::default()).unwrap();
     let t = r.poll_timeout().unwrap();
     r.handle_timeout(t);
@@ -177,8 +177,7 @@ fn conflict_backoff_skips_whole_terms() {
 #[test]
 fn figure8_entries_of_older_terms_are_not_committed_by_counting_replicas() {
     let mut c = Cluster::with_config(&[1, 2, 3, 4, 5], |id| Config {
-        pre_vote: false,
-        check_quorum: false,
+        election: ElectionConfig { pre_vote: false, check_quorum: false, ..ElectionConfig::default() },
         max_append_entries: 1,
         ..Config::new(n(id))
     });

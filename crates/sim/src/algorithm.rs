@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ballot_core::{Consensus, Instant, Membership, NodeId, Protocol, Recovered, Role, SeededRng};
+use ballot_core::{Consensus, ElectionConfig, Instant, Membership, NodeId, Protocol, Recovered, Role, SeededRng};
 use bytes::Bytes;
 
 use crate::SimError;
@@ -57,6 +57,9 @@ pub trait Algorithm {
     /// The sans-IO state machine under test.
     type Protocol: Protocol;
 
+    /// What [`build`](Self::build) fails with.
+    type BuildError: std::error::Error;
+
     /// The name used on the command line (`--algo NAME`) and in replay commands.
     fn name(&self) -> &'static str;
 
@@ -96,8 +99,8 @@ pub trait Algorithm {
     /// durable state `recovered` (empty on first start, what survived on a restart).
     ///
     /// # Errors
-    /// The algorithm's error, rendered, when it refuses the state; the simulator
-    /// reports it as a recovery violation.
+    /// The algorithm's own error when it refuses the settings or the state; the
+    /// simulator reports it as a refused restart (or a recovery violation).
     fn build(
         &self,
         id: NodeId,
@@ -105,7 +108,7 @@ pub trait Algorithm {
         recovered: Recovered<EntryOf<Self>, HardStateOf<Self>>,
         rng: SeededRng,
         now: Instant,
-    ) -> Result<Self::Protocol, String>;
+    ) -> Result<Self::Protocol, Self::BuildError>;
 
     /// Cheap facts about `replica`. The default goes through [`Protocol::status`].
     fn info(&self, replica: &Self::Protocol) -> NodeInfo {
@@ -182,6 +185,99 @@ pub trait Algorithm {
 /// One of `options`, chosen with `rng` (for per-seed settings in [`Algorithm::vary`]).
 pub(crate) fn pick<T: Copy>(rng: &mut SeededRng, options: &[T]) -> T {
     options[usize::try_from(rng.gen_range(0..options.len() as u64)).unwrap_or(0)]
+}
+
+/// A protocol's settings in the simulator: by default drawn from each run's seed
+/// ([`Algorithm::vary`]), so many seeds cover many configurations; [`Tuned::fixed`]
+/// pins them. The Raft, Multi-Paxos and Synod adapters are this type over their
+/// protocol's configuration.
+#[derive(Clone, Debug)]
+pub struct Tuned<C> {
+    template: C,
+    vary: bool,
+}
+
+impl<C> Tuned<C> {
+    /// Settings drawn per seed, starting from `template`.
+    #[must_use]
+    pub fn drawn(template: C) -> Self {
+        Tuned { template, vary: true }
+    }
+
+    /// Every replica runs with `template` (its `id` replaced by the replica's).
+    #[must_use]
+    pub fn fixed(template: C) -> Self {
+        Tuned { template, vary: false }
+    }
+
+    /// The settings in force (after [`Algorithm::vary`]).
+    #[must_use]
+    pub fn template(&self) -> &C {
+        &self.template
+    }
+
+    /// The settings to draw into, unless they are pinned.
+    pub(crate) fn drawable(&mut self) -> Option<&mut C> {
+        self.vary.then_some(&mut self.template)
+    }
+}
+
+/// Per-seed election settings for a leader-based protocol: fast (many elections per
+/// virtual second), medium or etcd's timing, and pre-vote, CheckQuorum and lease reads
+/// on or off.
+pub(crate) fn vary_election(rng: &mut SeededRng, c: &mut ElectionConfig) {
+    let (min, hb) = pick(rng, &[(150, 30), (300, 50), (1000, 100)]);
+    c.timeout_min = Duration::from_millis(min);
+    c.timeout_max = Duration::from_millis(min * 2);
+    c.heartbeat_interval = Duration::from_millis(hb);
+    c.pre_vote = rng.gen_bool(0.7);
+    c.check_quorum = rng.gen_bool(0.7);
+    c.lease_reads = c.check_quorum && rng.gen_bool(0.3);
+}
+
+/// Per-seed batching and flow-control limits of a leader-based protocol, from one
+/// entry per message and one message in flight to the production defaults.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FlowLimits {
+    /// Most entries (slots) in one replication message.
+    pub batch_entries: usize,
+    /// Most entry bytes in one replication message.
+    pub batch_bytes: usize,
+    /// Most replication messages in flight to one peer.
+    pub inflight_messages: usize,
+    /// Most entry bytes in flight to one peer.
+    pub inflight_bytes: usize,
+    /// Most bytes in one snapshot chunk.
+    pub snapshot_chunk: usize,
+    /// Most uncommitted proposals at the leader.
+    pub pending: usize,
+}
+
+impl FlowLimits {
+    pub(crate) fn draw(rng: &mut SeededRng) -> Self {
+        FlowLimits {
+            batch_entries: pick(rng, &[1, 4, 64, 4096]),
+            batch_bytes: pick(rng, &[64, 4096, 1 << 20]),
+            inflight_messages: pick(rng, &[1, 2, 8, 256]),
+            inflight_bytes: pick(rng, &[128, 1 << 16, 32 << 20]),
+            snapshot_chunk: pick(rng, &[8, 64, 1 << 20]),
+            pending: pick(rng, &[4, 10_000]),
+        }
+    }
+
+    /// The limits as a settings line names them; `unit` is what a message carries
+    /// ("entries", "slots").
+    pub(crate) fn describe(&self, unit: &str) -> String {
+        format!(
+            "batch {} {unit}/{} B, inflight {}/{} B, snapshot chunk {} B, pending {}",
+            self.batch_entries,
+            self.batch_bytes,
+            self.inflight_messages,
+            self.inflight_bytes,
+            self.snapshot_chunk,
+            self.pending
+        )
+    }
 }
 
 /// What `--algo` names: a replicated-log algorithm of [`Consensus`], or the single-decree

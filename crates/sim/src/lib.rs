@@ -51,7 +51,7 @@ mod runner;
 mod sim;
 pub mod workload;
 
-pub use algorithm::{AdminAction, Algorithm, EntryOf, HardStateOf, MessageOf, NodeInfo, SimAlgorithm};
+pub use algorithm::{AdminAction, Algorithm, EntryOf, HardStateOf, MessageOf, NodeInfo, SimAlgorithm, Tuned};
 pub use checker::{
     Agreement, AppliedItem, Checker, CommandOracle, Convergence, Integrity, Liveness, NodeView, Observation, Validity,
     Violation, generic_checkers,

@@ -296,6 +296,7 @@ fn random_digest(rng: &mut SeededRng) -> Digest {
 
 impl Algorithm for PbftAlgorithm {
     type Protocol = Pbft;
+    type BuildError = ballot_pbft::PbftError;
 
     fn name(&self) -> &'static str {
         "pbft"
@@ -434,13 +435,13 @@ impl Algorithm for PbftAlgorithm {
         recovered: Recovered<Entry, HardState>,
         _rng: SeededRng,
         now: Instant,
-    ) -> Result<Pbft, String> {
+    ) -> Result<Pbft, ballot_pbft::PbftError> {
         let mut config = Config { id, ..self.template.clone() };
         if let Some(clock) = &mut config.clock {
             let offset = clock_offset_ms(self.clock_seed, id, clock.max_skew);
             clock.unix_ms_at_zero = SIM_EPOCH_MS.saturating_add_signed(offset);
         }
-        Pbft::new(config, initial.clone(), recovered, self.crypto(id), now).map_err(|e| e.to_string())
+        Pbft::new(config, initial.clone(), recovered, self.crypto(id), now)
     }
 
     fn checkers(&self, config: &SimConfig) -> Vec<Box<dyn Checker<Pbft>>> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use ballot_core::{Instant, Membership, NodeId, Recovered, Role, SeededRng};
 use ballot_raft::{Config, Entry, HardState, MembershipChange, Raft};
 
-use crate::algorithm::{AdminAction, Algorithm, NodeInfo, pick};
+use crate::algorithm::{AdminAction, Algorithm, FlowLimits, NodeInfo, Tuned, vary_election};
 use crate::checker::{Checker, Observation};
 use crate::fasthash::FastMap;
 use crate::sim::SimConfig;
@@ -21,79 +21,48 @@ use crate::sim::SimConfig;
 ///
 /// By default every run draws its own settings from the seed (timeouts, PreVote,
 /// CheckQuorum, lease reads, batching and flow-control limits, snapshot chunk size), so
-/// many seeds cover many configurations; [`RaftAlgorithm::fixed`] pins them.
-#[derive(Clone, Debug)]
-pub struct RaftAlgorithm {
-    template: Config,
-    vary: bool,
-}
+/// many seeds cover many configurations; [`Tuned::fixed`] pins them.
+pub type RaftAlgorithm = Tuned<Config>;
 
 impl Default for RaftAlgorithm {
     fn default() -> Self {
-        RaftAlgorithm { template: Config::new(NodeId(1)), vary: true }
-    }
-}
-
-impl RaftAlgorithm {
-    /// Every replica runs with `template` (its `id` replaced by the replica's).
-    #[must_use]
-    pub fn fixed(template: Config) -> Self {
-        RaftAlgorithm { template, vary: false }
-    }
-
-    /// The settings in force (after [`Algorithm::vary`]).
-    #[must_use]
-    pub fn template(&self) -> &Config {
-        &self.template
+        Tuned::drawn(Config::new(NodeId(1)))
     }
 }
 
 impl Algorithm for RaftAlgorithm {
     type Protocol = Raft;
+    type BuildError = ballot_raft::RaftError;
 
     fn name(&self) -> &'static str {
         ballot_core::Consensus::Raft.name()
     }
 
     fn vary(&mut self, rng: &mut SeededRng) {
-        if !self.vary {
+        let Some(c) = self.drawable() else {
             return;
-        }
-        let c = &mut self.template;
-        // Timing: fast (many elections per virtual second), medium, or etcd's defaults.
-        let (min, hb) = pick(rng, &[(150, 30), (300, 50), (1000, 100)]);
-        c.election_timeout_min = Duration::from_millis(min);
-        c.election_timeout_max = Duration::from_millis(min * 2);
-        c.heartbeat_interval = Duration::from_millis(hb);
-        c.pre_vote = rng.gen_bool(0.7);
-        c.check_quorum = rng.gen_bool(0.7);
-        c.lease_reads = c.check_quorum && rng.gen_bool(0.3);
-        c.max_append_entries = pick(rng, &[1, 4, 64, 4096]);
-        c.max_append_bytes = pick(rng, &[64, 4096, 1 << 20]);
-        c.max_inflight_appends = pick(rng, &[1, 2, 8, 256]);
-        c.max_inflight_bytes = pick(rng, &[128, 1 << 16, 32 << 20]);
-        c.max_snapshot_chunk = pick(rng, &[8, 64, 1 << 20]);
-        c.max_pending_proposals = pick(rng, &[4, 10_000]);
+        };
+        vary_election(rng, &mut c.election);
+        let limits = FlowLimits::draw(rng);
+        c.max_append_entries = limits.batch_entries;
+        c.max_append_bytes = limits.batch_bytes;
+        c.max_inflight_appends = limits.inflight_messages;
+        c.max_inflight_bytes = limits.inflight_bytes;
+        c.max_snapshot_chunk = limits.snapshot_chunk;
+        c.max_pending_proposals = limits.pending;
     }
 
     fn settings(&self) -> String {
-        let c = &self.template;
-        format!(
-            "election {:?}..{:?}, heartbeat {:?}, pre_vote {}, check_quorum {}, lease_reads {}, append {} entries/{} B, \
-             inflight {}/{} B, snapshot chunk {} B, pending {}",
-            c.election_timeout_min,
-            c.election_timeout_max,
-            c.heartbeat_interval,
-            c.pre_vote,
-            c.check_quorum,
-            c.lease_reads,
-            c.max_append_entries,
-            c.max_append_bytes,
-            c.max_inflight_appends,
-            c.max_inflight_bytes,
-            c.max_snapshot_chunk,
-            c.max_pending_proposals
-        )
+        let c = self.template();
+        let limits = FlowLimits {
+            batch_entries: c.max_append_entries,
+            batch_bytes: c.max_append_bytes,
+            inflight_messages: c.max_inflight_appends,
+            inflight_bytes: c.max_inflight_bytes,
+            snapshot_chunk: c.max_snapshot_chunk,
+            pending: c.max_pending_proposals,
+        };
+        format!("{}, {}", c.election, limits.describe("entries"))
     }
 
     fn build(
@@ -103,9 +72,9 @@ impl Algorithm for RaftAlgorithm {
         recovered: Recovered<Entry, HardState>,
         rng: SeededRng,
         now: Instant,
-    ) -> Result<Raft, String> {
-        let config = Config { id, ..self.template.clone() };
-        Raft::new(config, initial.clone(), recovered, rng, now).map_err(|e| e.to_string())
+    ) -> Result<Raft, ballot_raft::RaftError> {
+        let config = Config { id, ..self.template().clone() };
+        Raft::new(config, initial.clone(), recovered, rng, now)
     }
 
     fn info(&self, r: &Raft) -> NodeInfo {

@@ -575,7 +575,8 @@ impl<A: Algorithm, W: Workload> Simulation<A, W> {
     fn boot(&mut self, i: usize) -> Result<(), String> {
         let id = self.ids[i];
         let recovered = self.nodes[i].disk.recover()?;
-        let protocol = self.algo.build(id, &self.initial, recovered, self.rng.fork(), self.now)?;
+        let protocol =
+            self.algo.build(id, &self.initial, recovered, self.rng.fork(), self.now).map_err(|e| e.to_string())?;
         let snapshot_every = match self.config.compaction {
             Some((lo, hi)) => self.rng.gen_range(lo..hi + 1),
             None => u64::MAX / 2,

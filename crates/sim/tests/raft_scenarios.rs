@@ -16,13 +16,7 @@ use common::{advance, applied, fault, n, wait_for_leader, wait_for_leader_among,
 type Sim = Simulation<RaftAlgorithm>;
 
 fn raft() -> RaftAlgorithm {
-    let mut c = Config::new(NodeId(1));
-    c.election_timeout_min = Duration::from_millis(300);
-    c.election_timeout_max = Duration::from_millis(600);
-    c.heartbeat_interval = Duration::from_millis(50);
-    c.pre_vote = true;
-    c.check_quorum = true;
-    RaftAlgorithm::fixed(c)
+    RaftAlgorithm::fixed(Config { election: common::scenario_election(), ..Config::new(NodeId(1)) })
 }
 
 fn sim(seed: u64, nodes: usize, compaction: Option<(u64, u64)>) -> Sim {
@@ -34,45 +28,7 @@ fn sim(seed: u64, nodes: usize, compaction: Option<(u64, u64)>) -> Sim {
 #[test]
 fn node_failure_and_recovery() {
     // Aggressive compaction, so that a node down for long must be caught up by snapshot.
-    let mut sim = sim(11, 5, Some((5, 10)));
-    let leader = wait_for_leader(&mut sim, Duration::from_secs(5));
-    advance(&mut sim, Duration::from_secs(2));
-    let before = sim.stats().commands_committed;
-    assert!(before > 20, "clients commit in a healthy cluster ({before})");
-
-    // The leader fails: the others elect a new one and keep committing.
-    fault(&mut sim, Fault::Crash(leader));
-    assert!(sim.replica(leader).is_none());
-    let successor = wait_for_leader(&mut sim, Duration::from_secs(5));
-    assert_ne!(successor, leader);
-    let at_failover = sim.stats().commands_committed;
-    advance(&mut sim, Duration::from_secs(3));
-    assert!(sim.stats().commands_committed > at_failover + 20, "progress with one node down");
-
-    // It recovers from its durable state and catches up (by snapshot: the others
-    // compacted far past its log while it was down).
-    let restores = sim.stats().restores;
-    fault(&mut sim, Fault::Restart(leader));
-    wait_until(&mut sim, Duration::from_secs(5), "the recovered node catches up", |s| {
-        applied(s, leader) >= applied(s, successor).saturating_sub(5) && applied(s, leader) > 0
-    });
-    assert!(sim.stats().restores > restores, "caught up through a snapshot restore");
-    assert_eq!(sim.replica(leader).map(|r| r.role()), Some(Role::Follower));
-
-    // A follower fails and recovers too.
-    let follower = sim.ids().iter().copied().find(|&i| i != successor && i != leader).expect("follower");
-    fault(&mut sim, Fault::Crash(follower));
-    advance(&mut sim, Duration::from_secs(2));
-    fault(&mut sim, Fault::Restart(follower));
-    fault(&mut sim, Fault::HealAll);
-    sim.stop_clients();
-    advance(&mut sim, Duration::from_secs(3));
-    let target = applied(&sim, successor);
-    for &id in sim.ids() {
-        assert_eq!(applied(&sim, id), target, "{id} caught up");
-    }
-    let stats = sim.finish().unwrap_or_else(|v| panic!("{v}"));
-    assert!(stats.lin_ops > 100 && stats.ops_ok > 100, "{stats}");
+    common::node_failure_and_recovery(sim(11, 5, Some((5, 10))));
 }
 
 #[test]

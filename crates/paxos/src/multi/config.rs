@@ -1,9 +1,7 @@
 //! Settings of a Multi-Paxos replica. Field names and defaults match `ballot-raft`'s
 //! `Config` wherever the meaning is the same, so a driver configures either alike.
 
-use std::time::Duration;
-
-use ballot_core::{ConsensusSettings, NodeId};
+use ballot_core::{ConsensusSettings, ElectionConfig, InvalidField, NodeId, require_positive};
 
 use crate::PaxosError;
 
@@ -13,27 +11,10 @@ use crate::PaxosError;
 pub struct Config {
     /// This replica's id (non-zero).
     pub id: NodeId,
-    /// Lower bound of the randomized election timeout: a follower that hears nothing
-    /// from a leader for a random time in `[min, max)` runs for leadership. Also how long
-    /// an acceptor that heard from a leader refuses other proposers (leader stickiness),
-    /// the CheckQuorum period, and the basis of the read lease.
-    pub election_timeout_min: Duration,
-    /// Upper bound (exclusive) of the randomized election timeout.
-    pub election_timeout_max: Duration,
-    /// Period of the leader's heartbeats, of retransmissions and of catch-up checks.
-    pub heartbeat_interval: Duration,
-    /// Probe with `PrePrepare` (no durable change) before preparing a higher ballot, so
-    /// a node coming back from a partition cannot disturb a working leader (Raft's
-    /// PreVote).
-    pub pre_vote: bool,
-    /// The leader steps down when it has not heard from a quorum within
-    /// `election_timeout_min`.
-    pub check_quorum: bool,
-    /// Serve linearizable reads under a leader lease instead of a quorum round per read.
-    /// The lease lasts 90 % of `election_timeout_min` from the sending of a heartbeat
-    /// round a quorum acknowledged, so it assumes clocks that drift by less than 10 % over
-    /// an election timeout. Requires `check_quorum`.
-    pub lease_reads: bool,
+    /// Election timeouts, heartbeats (also the period of retransmissions and catch-up
+    /// checks), pre-vote (a `PrePrepare` probe that changes no durable state),
+    /// CheckQuorum and lease reads: the settings Raft shares.
+    pub election: ElectionConfig,
     /// Most slots in one Accept (also one Promise page or catch-up reply).
     pub max_accept_slots: usize,
     /// Most value bytes in one Accept (also one Promise page or catch-up reply); a single
@@ -63,12 +44,7 @@ impl Config {
     pub fn new(id: NodeId) -> Self {
         Config {
             id,
-            election_timeout_min: Duration::from_millis(1000),
-            election_timeout_max: Duration::from_millis(2000),
-            heartbeat_interval: Duration::from_millis(100),
-            pre_vote: true,
-            check_quorum: true,
-            lease_reads: false,
+            election: ElectionConfig::default(),
             max_accept_slots: 4096,
             max_accept_bytes: 1 << 20,
             max_inflight_accepts: 256,
@@ -84,17 +60,11 @@ impl Config {
     /// and size limits a server sets for any algorithm ([`ConsensusSettings`]).
     #[must_use]
     pub fn from_settings(id: NodeId, settings: &ConsensusSettings) -> Self {
-        let mut config = Self::new(id);
-        config.election_timeout_min = settings.election_timeout;
-        config.election_timeout_max = settings.election_timeout * 2;
-        config.heartbeat_interval = settings.heartbeat;
-        config.max_command_size = settings.max_command_size;
-        config
-    }
-
-    /// How long a lease lasts after the round that grants it is sent.
-    pub(crate) fn lease(&self) -> Option<Duration> {
-        self.lease_reads.then(|| self.election_timeout_min - self.election_timeout_min / 10)
+        Config {
+            election: ElectionConfig::from_settings(settings),
+            max_command_size: settings.max_command_size,
+            ..Self::new(id)
+        }
     }
 
     /// Checks that the values can work together.
@@ -102,20 +72,12 @@ impl Config {
     /// # Errors
     /// [`PaxosError::InvalidConfig`] naming the first offending field.
     pub fn validate(&self) -> Result<(), PaxosError> {
-        let bad = |field, reason| Err(PaxosError::InvalidConfig { field, reason });
+        let invalid = |e: InvalidField| PaxosError::InvalidConfig { field: e.field, reason: e.reason };
         if self.id.get() == 0 {
-            return bad("id", "must be non-zero");
+            return Err(invalid(InvalidField { field: "id", reason: "must be non-zero" }));
         }
-        if self.heartbeat_interval.is_zero() {
-            return bad("heartbeat_interval", "must be positive");
-        }
-        if self.election_timeout_min <= self.heartbeat_interval {
-            return bad("election_timeout_min", "must exceed heartbeat_interval");
-        }
-        if self.election_timeout_max <= self.election_timeout_min {
-            return bad("election_timeout_max", "must exceed election_timeout_min so that timeouts can be randomized");
-        }
-        for (field, value) in [
+        self.election.validate().map_err(invalid)?;
+        require_positive(&[
             ("max_accept_slots", self.max_accept_slots),
             ("max_accept_bytes", self.max_accept_bytes),
             ("max_inflight_accepts", self.max_inflight_accepts),
@@ -123,20 +85,16 @@ impl Config {
             ("max_snapshot_chunk", self.max_snapshot_chunk),
             ("max_command_size", self.max_command_size),
             ("max_pending_proposals", self.max_pending_proposals),
-        ] {
-            if value == 0 {
-                return bad(field, "must be at least 1");
-            }
-        }
-        if self.lease_reads && !self.check_quorum {
-            return bad("lease_reads", "requires check_quorum (a leader must step down before its lease can be wrong)");
-        }
+        ])
+        .map_err(invalid)?;
         Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -148,15 +106,12 @@ mod tests {
             other => panic!("expected InvalidConfig, got {other:?}"),
         };
         assert_eq!(field(Config { id: NodeId(0), ..ok.clone() }), "id");
-        assert_eq!(field(Config { heartbeat_interval: Duration::ZERO, ..ok.clone() }), "heartbeat_interval");
-        let short = Duration::from_millis(100);
-        assert_eq!(field(Config { election_timeout_min: short, ..ok.clone() }), "election_timeout_min");
-        let max = Duration::from_millis(1000);
-        assert_eq!(field(Config { election_timeout_max: max, ..ok.clone() }), "election_timeout_max");
+        let mut slow_heartbeat = ok.clone();
+        slow_heartbeat.election.heartbeat_interval = Duration::from_secs(5);
+        assert_eq!(field(slow_heartbeat), "election.timeout_min");
         assert_eq!(field(Config { max_inflight_bytes: 0, ..ok.clone() }), "max_inflight_bytes");
-        assert_eq!(field(Config { lease_reads: true, check_quorum: false, ..ok.clone() }), "lease_reads");
-        let leased = Config { lease_reads: true, ..ok };
+        let mut leased = ok;
+        leased.election.lease_reads = true;
         assert_eq!(leased.validate(), Ok(()));
-        assert_eq!(leased.lease(), Some(Duration::from_millis(900)));
     }
 }

@@ -97,7 +97,7 @@ impl MultiPaxos {
         let round = self.max_round_seen.max(self.promised.round) + 1;
         let ballot = Ballot::new(round, self.id());
         self.set_leader(None, self.promised.round);
-        if self.cfg.pre_vote {
+        if self.cfg.election.pre_vote {
             self.candidate = Some(Candidate::new(ballot, true, self.commit + 1));
             self.set_role(Role::PreCandidate);
             self.broadcast_voters(&Message::PrePrepare { ballot });
@@ -365,7 +365,7 @@ impl MultiPaxos {
         if self.lead.is_some() {
             self.check_reads();
         }
-        let lease = self.cfg.lease_reads;
+        let lease = self.cfg.election.lease_reads;
         if let Some(l) = self.lead.as_mut() {
             if l.written + 1 < l.next_slot {
                 let m = Message::Accepted {
@@ -526,7 +526,7 @@ impl MultiPaxos {
 
     pub(super) fn leader_read(&mut self, now: Instant, id: ReadId) -> Result<(), ProposeError> {
         let commit = self.commit;
-        let lease = self.cfg.lease_reads;
+        let lease = self.cfg.election.lease_reads;
         let Some(l) = self.lead.as_mut() else {
             return Err(ProposeError::NotLeader { leader: self.leader });
         };
@@ -558,7 +558,7 @@ impl MultiPaxos {
     fn release_reads(&mut self) {
         let commit = self.commit;
         let now = self.now;
-        let lease = self.cfg.lease();
+        let lease = self.cfg.election.lease();
         let id = self.id();
         let Some(l) = self.lead.as_mut() else { return };
         if commit < l.takeover_end || (l.reads.is_empty() && l.early_reads.is_empty() && l.rounds.is_empty()) {
@@ -595,9 +595,9 @@ impl MultiPaxos {
 
     pub(super) fn leader_tick(&mut self, now: Instant) {
         let id = self.id();
-        let timeout = self.cfg.election_timeout_min;
+        let timeout = self.cfg.election.timeout_min;
         let Some(l) = self.lead.as_ref() else { return };
-        if self.cfg.check_quorum
+        if self.cfg.election.check_quorum
             && !self.membership.is_quorum(|n| {
                 n == id || l.peer(n).is_some_and(|p| now.saturating_duration_since(p.last_ack) < timeout)
             })
@@ -607,8 +607,8 @@ impl MultiPaxos {
         }
         let commit = self.commit;
         let snap = self.snapshot_index();
-        let retransmit_after = self.cfg.heartbeat_interval * 2;
-        let lease = self.cfg.lease_reads;
+        let retransmit_after = self.cfg.election.heartbeat_interval * 2;
+        let lease = self.cfg.election.lease_reads;
         let Some(l) = self.lead.as_mut() else { return };
         l.new_round(id, now, lease);
         for p in l.progress.iter_mut().filter(|p| p.id != id) {

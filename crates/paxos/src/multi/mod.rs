@@ -190,7 +190,7 @@ impl MultiPaxos {
             )));
         }
         let role = if membership.is_voter(config.id) { Role::Follower } else { Role::Learner };
-        let election_rand = random_timeout(&mut rng, &config);
+        let election_rand = config.election.random_timeout(&mut rng);
         let mut p = MultiPaxos {
             out: Outbox::new(config.id),
             rng,
@@ -216,7 +216,7 @@ impl MultiPaxos {
             last_leader_contact: now,
             election_base: now,
             election_rand,
-            tick_at: now + config.heartbeat_interval,
+            tick_at: now + config.election.heartbeat_interval,
             max_round_seen: promised.round,
             candidate: None,
             lead: None,
@@ -333,7 +333,7 @@ impl MultiPaxos {
     /// [`Config::lease_reads`]).
     #[must_use]
     pub fn has_lease(&self) -> bool {
-        self.cfg.lease_reads && self.lead.as_ref().is_some_and(|l| self.now < l.lease_until)
+        self.cfg.election.lease_reads && self.lead.as_ref().is_some_and(|l| self.now < l.lease_until)
     }
 
     // ---- Shared helpers. ----
@@ -375,12 +375,12 @@ impl MultiPaxos {
 
     fn reset_election_timer(&mut self, now: Instant) {
         self.election_base = now;
-        self.election_rand = random_timeout(&mut self.rng, &self.cfg);
+        self.election_rand = self.cfg.election.random_timeout(&mut self.rng);
     }
 
     /// Whether this acceptor refuses new proposers because a leader is alive.
     fn sticky(&self, now: Instant) -> bool {
-        self.role == Role::Leader || now < self.last_leader_contact + self.cfg.election_timeout_min
+        self.role == Role::Leader || now < self.last_leader_contact + self.cfg.election.timeout_min
     }
 
     fn nack(&mut self, to: NodeId, ballot: Ballot) {
@@ -754,7 +754,7 @@ impl MultiPaxos {
             return;
         }
         let stalled = self.commit == self.catchup.commit_at_tick;
-        let outstanding = self.catchup.in_flight.is_some_and(|t| now < t + self.cfg.heartbeat_interval * 2);
+        let outstanding = self.catchup.in_flight.is_some_and(|t| now < t + self.cfg.election.heartbeat_interval * 2);
         if !force && (!stalled || outstanding) {
             return;
         }
@@ -883,7 +883,8 @@ impl MultiPaxos {
             s.progress_at = now;
             s.moved_at = now;
             s.next = s.next.max(offset);
-        } else if offset < s.acked && now.saturating_duration_since(s.moved_at) >= self.cfg.heartbeat_interval {
+        } else if offset < s.acked && now.saturating_duration_since(s.moved_at) >= self.cfg.election.heartbeat_interval
+        {
             // The receiver lost its partial copy (restarted, or gave up): start over
             // from what it holds. A lower offset right after progress is more likely a
             // late or duplicated acknowledgement: rewinding on each of those would
@@ -922,7 +923,7 @@ impl MultiPaxos {
         if let Some(r) = &self.snap_recv
             && !same(r)
             && r.from != from
-            && now.saturating_duration_since(r.last_at) < self.cfg.election_timeout_min
+            && now.saturating_duration_since(r.last_at) < self.cfg.election.timeout_min
         {
             // Another peer's transfer is under way: this sender may stop.
             return self.out.send(from, Message::SnapshotAck { index, offset: total });
@@ -984,8 +985,8 @@ impl MultiPaxos {
         }
         self.maybe_catch_up(now, false);
         self.catchup.commit_at_tick = self.commit;
-        let stalled_after = self.cfg.heartbeat_interval * 2;
-        let give_up_after = self.cfg.election_timeout_min * 4;
+        let stalled_after = self.cfg.election.heartbeat_interval * 2;
+        let give_up_after = self.cfg.election.timeout_min * 4;
         let mut resend = Vec::new();
         self.snap_sends.retain(|&to, s| {
             if now.saturating_duration_since(s.acked_at) >= give_up_after {
@@ -1009,12 +1010,6 @@ impl MultiPaxos {
             self.persist_hard_state();
         }
     }
-}
-
-/// A random election timeout in `[election_timeout_min, election_timeout_max)`.
-fn random_timeout(rng: &mut SeededRng, cfg: &Config) -> Duration {
-    let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-    Duration::from_nanos(rng.gen_range(nanos(cfg.election_timeout_min)..nanos(cfg.election_timeout_max)))
 }
 
 impl Protocol for MultiPaxos {
@@ -1043,7 +1038,7 @@ impl Protocol for MultiPaxos {
             self.campaign(now);
         }
         if now >= self.tick_at {
-            self.tick_at = now + self.cfg.heartbeat_interval;
+            self.tick_at = now + self.cfg.election.heartbeat_interval;
             self.tick(now);
         }
         self.drain_local(now);

@@ -23,10 +23,10 @@ fn b(round: u64, node: u64) -> Ballot {
 
 fn cfg(id: NodeId) -> Config {
     let mut c = Config::new(id);
-    c.election_timeout_min = Duration::from_millis(100);
-    c.election_timeout_max = Duration::from_millis(200);
-    c.heartbeat_interval = Duration::from_millis(10);
-    c.pre_vote = false;
+    c.election.timeout_min = Duration::from_millis(100);
+    c.election.timeout_max = Duration::from_millis(200);
+    c.election.heartbeat_interval = Duration::from_millis(10);
+    c.election.pre_vote = false;
     c
 }
 
@@ -558,7 +558,7 @@ fn snapshots_are_sent_in_chunks_and_survive_a_lost_chunk() {
 fn stale_snapshot_acks_do_not_multiply_the_transfer() {
     let mut sc = cfg(N1);
     sc.max_snapshot_chunk = 4;
-    let heartbeat = sc.heartbeat_interval;
+    let heartbeat = sc.election.heartbeat_interval;
     let (mut sender, now) = leader_with_slot_1_decided(sc);
     sender.compact(now, 1, Bytes::from_static(b"0123456789"));
     drain(&mut sender);
@@ -657,7 +657,7 @@ fn reads_wait_for_the_first_slot_of_the_ballot() {
 #[test]
 fn lease_reads_are_answered_without_a_round_until_the_lease_ends() {
     let mut c = cfg(N1);
-    c.lease_reads = true; // 90 ms
+    c.election.lease_reads = true; // 90 ms
     let mut p = node_with(c);
     let (now, outs) = until_candidate(&mut p);
     ack(&mut p, now, &outs);
@@ -829,13 +829,13 @@ fn malformed_messages_are_dropped_with_an_error() {
 #[test]
 fn invalid_configurations_are_refused() {
     let mut c = cfg(N1);
-    c.lease_reads = true;
-    c.check_quorum = false;
+    c.election.lease_reads = true;
+    c.election.check_quorum = false;
     let err = MultiPaxos::new(c, members(), Recovered::default(), SeededRng::new(1), Instant::ZERO).expect_err("lease");
     assert_eq!(
         err,
         PaxosError::InvalidConfig {
-            field: "lease_reads",
+            field: "election.lease_reads",
             reason: "requires check_quorum (a leader must step down before its lease can be wrong)"
         }
     );

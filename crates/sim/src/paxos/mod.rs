@@ -19,15 +19,13 @@
 mod checkers;
 mod synod;
 
-use std::time::Duration;
-
 use ballot_core::{Instant, Membership, NodeId, Recovered, SeededRng};
 use ballot_paxos::{Ballot, Config, Entry, HardState, MultiPaxos, Synod, Value};
 
 pub use checkers::{DecisionStability, OneValuePerBallot, PromiseMonotonic, SynodTermination, paxos_checkers};
 pub use synod::SynodAlgorithm;
 
-use crate::algorithm::{Algorithm, NodeInfo, pick};
+use crate::algorithm::{Algorithm, FlowLimits, NodeInfo, Tuned, vary_election};
 use crate::checker::Checker;
 use crate::sim::SimConfig;
 
@@ -36,81 +34,49 @@ use crate::sim::SimConfig;
 /// By default every run draws its own settings from the seed (timeouts, pre-vote,
 /// CheckQuorum, lease reads, batching and flow-control limits, snapshot chunk size), as
 /// [`RaftAlgorithm`](crate::raft::RaftAlgorithm) does, so many seeds cover many
-/// configurations; [`MultiPaxosAlgorithm::fixed`] pins them. Multi-Paxos has no
-/// membership change or leadership transfer, so its fault schedules have no
-/// administrative actions.
-#[derive(Clone, Debug)]
-pub struct MultiPaxosAlgorithm {
-    template: Config,
-    vary: bool,
-}
+/// configurations; [`Tuned::fixed`] pins them. Multi-Paxos has no membership change or
+/// leadership transfer, so its fault schedules have no administrative actions.
+pub type MultiPaxosAlgorithm = Tuned<Config>;
 
 impl Default for MultiPaxosAlgorithm {
     fn default() -> Self {
-        MultiPaxosAlgorithm { template: Config::new(NodeId(1)), vary: true }
-    }
-}
-
-impl MultiPaxosAlgorithm {
-    /// Every replica runs with `template` (its `id` replaced by the replica's).
-    #[must_use]
-    pub fn fixed(template: Config) -> Self {
-        MultiPaxosAlgorithm { template, vary: false }
-    }
-
-    /// The settings in force (after [`Algorithm::vary`]).
-    #[must_use]
-    pub fn template(&self) -> &Config {
-        &self.template
+        Tuned::drawn(Config::new(NodeId(1)))
     }
 }
 
 impl Algorithm for MultiPaxosAlgorithm {
     type Protocol = MultiPaxos;
+    type BuildError = ballot_paxos::PaxosError;
 
     fn name(&self) -> &'static str {
         ballot_core::Consensus::MultiPaxos.name()
     }
 
     fn vary(&mut self, rng: &mut SeededRng) {
-        if !self.vary {
+        let Some(c) = self.drawable() else {
             return;
-        }
-        let c = &mut self.template;
-        // Timing: fast (many elections per virtual second), medium, or the defaults.
-        let (min, hb) = pick(rng, &[(150, 30), (300, 50), (1000, 100)]);
-        c.election_timeout_min = Duration::from_millis(min);
-        c.election_timeout_max = Duration::from_millis(min * 2);
-        c.heartbeat_interval = Duration::from_millis(hb);
-        c.pre_vote = rng.gen_bool(0.7);
-        c.check_quorum = rng.gen_bool(0.7);
-        c.lease_reads = c.check_quorum && rng.gen_bool(0.3);
-        c.max_accept_slots = pick(rng, &[1, 4, 64, 4096]);
-        c.max_accept_bytes = pick(rng, &[64, 4096, 1 << 20]);
-        c.max_inflight_accepts = pick(rng, &[1, 2, 8, 256]);
-        c.max_inflight_bytes = pick(rng, &[128, 1 << 16, 32 << 20]);
-        c.max_snapshot_chunk = pick(rng, &[8, 64, 1 << 20]);
-        c.max_pending_proposals = pick(rng, &[4, 10_000]);
+        };
+        vary_election(rng, &mut c.election);
+        let limits = FlowLimits::draw(rng);
+        c.max_accept_slots = limits.batch_entries;
+        c.max_accept_bytes = limits.batch_bytes;
+        c.max_inflight_accepts = limits.inflight_messages;
+        c.max_inflight_bytes = limits.inflight_bytes;
+        c.max_snapshot_chunk = limits.snapshot_chunk;
+        c.max_pending_proposals = limits.pending;
     }
 
     fn settings(&self) -> String {
-        let c = &self.template;
-        format!(
-            "election {:?}..{:?}, heartbeat {:?}, pre_vote {}, check_quorum {}, lease_reads {}, accept {} slots/{} B, \
-             inflight {}/{} B, snapshot chunk {} B, pending {}",
-            c.election_timeout_min,
-            c.election_timeout_max,
-            c.heartbeat_interval,
-            c.pre_vote,
-            c.check_quorum,
-            c.lease_reads,
-            c.max_accept_slots,
-            c.max_accept_bytes,
-            c.max_inflight_accepts,
-            c.max_inflight_bytes,
-            c.max_snapshot_chunk,
-            c.max_pending_proposals
-        )
+        let c = self.template();
+        let limits = FlowLimits {
+            batch_entries: c.max_accept_slots,
+            batch_bytes: c.max_accept_bytes,
+            inflight_messages: c.max_inflight_accepts,
+            inflight_bytes: c.max_inflight_bytes,
+            snapshot_chunk: c.max_snapshot_chunk,
+            pending: c.max_pending_proposals,
+        };
+        format!("{}, {}", c.election, limits.describe("slots"))
     }
 
     fn build(
@@ -120,9 +86,9 @@ impl Algorithm for MultiPaxosAlgorithm {
         recovered: Recovered<Entry, HardState>,
         rng: SeededRng,
         now: Instant,
-    ) -> Result<MultiPaxos, String> {
-        let config = Config { id, ..self.template.clone() };
-        MultiPaxos::new(config, initial.clone(), recovered, rng, now).map_err(|e| e.to_string())
+    ) -> Result<MultiPaxos, ballot_paxos::PaxosError> {
+        let config = Config { id, ..self.template().clone() };
+        MultiPaxos::new(config, initial.clone(), recovered, rng, now)
     }
 
     fn info(&self, p: &MultiPaxos) -> NodeInfo {

@@ -6,7 +6,7 @@ use ballot_core::{Instant, Membership, NodeId, Recovered, SeededRng};
 use ballot_paxos::{Entry, HardState, Synod, SynodConfig};
 
 use super::checkers::{SynodTermination, paxos_checkers};
-use crate::algorithm::{Algorithm, pick};
+use crate::algorithm::{Algorithm, Tuned, pick};
 use crate::checker::Checker;
 use crate::faults::Fault;
 use crate::sim::SimConfig;
@@ -26,56 +26,38 @@ use crate::sim::SimConfig;
 /// proposer must get a value decided and every learner must learn it within the
 /// liveness bound ([`SynodTermination`] and the generic liveness checker).
 ///
-/// Settings (the retry backoff) are drawn per seed; [`SynodAlgorithm::fixed`] pins them.
-#[derive(Clone, Debug)]
-pub struct SynodAlgorithm {
-    template: SynodConfig,
-    vary: bool,
-}
+/// Settings (the retry backoff) are drawn per seed; [`Tuned::fixed`] pins them.
+pub type SynodAlgorithm = Tuned<SynodConfig>;
 
 impl Default for SynodAlgorithm {
     fn default() -> Self {
-        SynodAlgorithm { template: SynodConfig::new(NodeId(1)), vary: true }
-    }
-}
-
-impl SynodAlgorithm {
-    /// Every replica runs with `template` (its `id` replaced by the replica's).
-    #[must_use]
-    pub fn fixed(template: SynodConfig) -> Self {
-        SynodAlgorithm { template, vary: false }
-    }
-
-    /// The settings in force (after [`Algorithm::vary`]).
-    #[must_use]
-    pub fn template(&self) -> &SynodConfig {
-        &self.template
+        Tuned::drawn(SynodConfig::new(NodeId(1)))
     }
 }
 
 impl Algorithm for SynodAlgorithm {
     type Protocol = Synod;
+    type BuildError = ballot_paxos::PaxosError;
 
     fn name(&self) -> &'static str {
         "synod"
     }
 
     fn vary(&mut self, rng: &mut SeededRng) {
-        if !self.vary {
+        let Some(c) = self.drawable() else {
             return;
-        }
+        };
         // A base retry below, near or above a network round trip plus two disk writes:
         // short ones make proposers pre-empt each other (and themselves) many times
         // before the randomized exponential backoff separates them. The cap stays above
         // the slowest round (two writes of up to 200 ms), or a lone proposer could never
         // finish.
-        let c = &mut self.template;
         c.retry_timeout = Duration::from_millis(pick(rng, &[2, 10, 50, 100]));
         c.max_retry_timeout = Duration::from_millis(pick(rng, &[500, 1000, 2000]));
     }
 
     fn settings(&self) -> String {
-        let c = &self.template;
+        let c = self.template();
         format!("retry {:?} doubling up to {:?}", c.retry_timeout, c.max_retry_timeout)
     }
 
@@ -125,9 +107,9 @@ impl Algorithm for SynodAlgorithm {
         recovered: Recovered<Entry, HardState>,
         rng: SeededRng,
         now: Instant,
-    ) -> Result<Synod, String> {
-        let config = SynodConfig { id, ..self.template.clone() };
-        Synod::new(config, initial.clone(), recovered, rng, now).map_err(|e| e.to_string())
+    ) -> Result<Synod, ballot_paxos::PaxosError> {
+        let config = SynodConfig { id, ..self.template().clone() };
+        Synod::new(config, initial.clone(), recovered, rng, now)
     }
 
     fn checkers(&self, config: &SimConfig) -> Vec<Box<dyn Checker<Synod>>> {

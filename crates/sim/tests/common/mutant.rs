@@ -100,6 +100,7 @@ pub struct MutantAlgorithm<A: Algorithm> {
 
 impl<A: Algorithm> Algorithm for MutantAlgorithm<A> {
     type Protocol = Mutant<A::Protocol>;
+    type BuildError = A::BuildError;
 
     fn name(&self) -> &'static str {
         self.name
@@ -120,7 +121,7 @@ impl<A: Algorithm> Algorithm for MutantAlgorithm<A> {
         mut recovered: Recovered<EntryOf<A>, HardStateOf<A>>,
         rng: SeededRng,
         now: Instant,
-    ) -> Result<Self::Protocol, String> {
+    ) -> Result<Self::Protocol, A::BuildError> {
         if self.mutation == Mutation::OnRestart {
             (self.damage)(&mut recovered);
         }

@@ -277,6 +277,7 @@ pub struct ToyAlgorithm(pub Bug);
 
 impl Algorithm for ToyAlgorithm {
     type Protocol = Toy;
+    type BuildError = std::convert::Infallible;
 
     fn name(&self) -> &'static str {
         "toy"
@@ -294,7 +295,7 @@ impl Algorithm for ToyAlgorithm {
         recovered: Recovered<ToyEntry, ()>,
         _rng: SeededRng,
         now: Instant,
-    ) -> Result<Toy, String> {
+    ) -> Result<Toy, std::convert::Infallible> {
         Ok(Toy::new(id, initial, recovered, self.0, now))
     }
 

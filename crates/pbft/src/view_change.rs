@@ -37,8 +37,7 @@ impl Pbft {
             slot.commits.clear();
             slot.prepared = false;
         }
-        self.vc_deadline = None;
-        self.timer_for = None;
+        self.stop_request_timer();
         self.changing_since = self.now;
         self.send_view_change();
         self.report_role();
@@ -292,8 +291,7 @@ impl Pbft {
         self.view = view;
         self.active = true;
         self.view_changes = self.view_changes.split_off(&(view + 1));
-        self.vc_deadline = None;
-        self.timer_for = None;
+        self.stop_request_timer();
         // Written with the view, so that a restarted replica can still relay it.
         self.new_view = Some(nv.clone());
         self.persist_hard_state();

@@ -231,3 +231,33 @@ fn new_view_o_set_takes_the_highest_view_certificate_and_fills_gaps_with_null_re
     assert_eq!(c2.node(4).pre_prepared(3).map(|p| p.body.digest), Some(new));
     assert_eq!(c2.node(4).pre_prepared(1).map(|p| p.body.digest), Some(null_digest()));
 }
+
+#[test]
+fn a_backup_forwards_the_request_it_waits_for_to_every_replica_before_changing_view() {
+    // The client reaches n3 only, and n3's relay to the primary is lost. Halfway through
+    // its request timer n3 sends the request to every replica: the primary orders it in
+    // view 0, and nobody changes view.
+    let mut c = Cluster::new(4);
+    c.record = true;
+    let mut relay_lost = false;
+    c.filter = Some(Box::new(move |_, from, to, m| {
+        let lose = !relay_lost && from == NodeId(3) && to == NodeId(1) && matches!(m, Message::Request(_));
+        relay_lost |= lose;
+        lose
+    }));
+    let cmd = c.request("relay lost");
+    c.submit_to(&cmd, &[3]);
+    c.await_all(&[cmd], 2 * SEC, "the request whose relay was lost");
+    for id in 1..=4 {
+        assert_eq!(c.node(id).view(), 0, "n{id} changed view: {}", c.describe());
+    }
+    let forwarded: Vec<NodeId> = c
+        .sent
+        .iter()
+        .filter(|(from, _, m)| *from == NodeId(3) && matches!(m, Message::Request(_)))
+        .map(|(_, to, _)| *to)
+        .collect();
+    for to in [1, 2, 4] {
+        assert!(forwarded.contains(&NodeId(to)), "n3 sent the request to n{to}: {forwarded:?}");
+    }
+}

@@ -171,9 +171,6 @@ pub struct PbftAlgorithm {
     clock_seed: u64,
     /// Drawn per seed: the agreed clock's settings, used when the clock is on.
     clock_draw: AgreedClock,
-    /// Never draws batches of one request with one batch in flight (see
-    /// [`PbftAlgorithm::without_single_request_pipeline`]).
-    no_single_request_pipeline: bool,
 }
 
 /// The Unix time (ms) of the simulation's `Instant::ZERO`, for agreed clocks.
@@ -200,7 +197,6 @@ impl Default for PbftAlgorithm {
             sent: HashMap::new(),
             clock_seed: 0,
             clock_draw: AgreedClock::new(SIM_EPOCH_MS),
-            no_single_request_pipeline: false,
         }
     }
 }
@@ -216,16 +212,6 @@ impl PbftAlgorithm {
     #[must_use]
     pub fn with_liars(liars: usize, plan: Plan) -> Self {
         PbftAlgorithm { liars: Some(liars), plans: vec![plan], fixed_plans: true, ..Self::default() }
-    }
-
-    /// Draws two batches in flight where a seed would draw batches of one request with
-    /// one in flight: the configuration whose capacity can fall below the offered load,
-    /// which views then change under a correct primary (the client flow control of
-    /// docs/pbft.md, "Not done yet"). For sweeps of the other services' clients.
-    #[must_use]
-    pub fn without_single_request_pipeline(mut self) -> Self {
-        self.no_single_request_pipeline = true;
-        self
     }
 
     /// A planted bug for the checker tests: replicas accept requests no client signed.
@@ -313,9 +299,6 @@ impl Algorithm for PbftAlgorithm {
             c.request_timeout = Duration::from_millis(timeout);
             c.status_interval = Duration::from_millis(status);
             c.read_mode = if rng.gen_bool(0.8) { ballot_pbft::ReadMode::Fast } else { ballot_pbft::ReadMode::Ordered };
-            if self.no_single_request_pipeline && c.max_batch == 1 && c.max_inflight == 1 {
-                c.max_inflight = 2;
-            }
         }
         // Agreed time and its lie came later: they are drawn from a generator of their
         // own, leaving the run's untouched, so that a seed with the clock off runs as it

@@ -78,15 +78,11 @@ fn election_on_synod() {
 /// Leases in agreed time under PBFT, 4 nodes with up to one liar: one holder at a time
 /// (as holders count their leases, less the margin a lying primary and the clocks'
 /// differences can take off), fencing tokens that increase, with liars (a `wrong time`
-/// primary among them). Without batches of one request with one in flight: under the
-/// campaigners' retries that configuration's capacity falls below the load and views
-/// change under correct primaries past the liveness bound (seed 75; the client flow
-/// control of docs/pbft.md, "Not done yet"); the kv sweep keeps it. 7 nodes: see
-/// docs/pbft.md, "Not done yet".
+/// primary among them). 7 nodes: see docs/pbft.md, "Not done yet".
 #[test]
 fn election_on_pbft() {
     let specs = common::service_specs(common::seed_count(300), &[4], Service::Election);
-    let s = common::run_all(|| PbftAlgorithm::default().without_single_request_pipeline(), &specs);
+    let s = common::run_all(PbftAlgorithm::default, &specs);
     assert_busy(&s);
     assert!(s.byzantine.get("wrong time").is_some_and(|&n| n > 0), "a primary lied about time: {s}");
 }

@@ -20,6 +20,7 @@ pub const GUARDED: &[&str] = &[
     "ballot-client-proto",
     "ballot-ledger",
     "ballot-pow",
+    "ballot-pos",
     "ballot-sim",
 ];
 

@@ -35,9 +35,17 @@
 //! * [`BlockHeader`], [`SignedHeader`], [`ProposerEvidence`]: the header a proposer
 //!   signs for its slot, and the proof that it signed two.
 //!
-//! Not built yet: bond, unbond and evidence as ledger transactions, the sans-IO node that
-//! proposes, attests and gossips in slots, `ballot-chaind --consensus pos` and its
-//! simulator; `docs/pos.md` in the repository says what is.
+//! * [`PosNode`]: one node, sans-IO. Slots from `now`; it proposes in its slots (votes
+//!   and evidence it saw go into its block), attests once per epoch halfway through the
+//!   first slot it is awake for, validates blocks (signature, proposer of the slot under
+//!   the parent chain's seed, RANDAO reveal, body digest, every vote and piece of
+//!   evidence inside), asks peers for missing parents, runs the fork choice and the
+//!   finality gadget, and turns two conflicting votes or headers of one validator into
+//!   evidence, which it gossips and includes. The host carries out [`PosOutput`]s.
+//!
+//! Not built yet: bond, unbond and evidence as ledger transactions (the node weighs the
+//! genesis stakes, less the validators it has seen slashed), `ballot-chaind --consensus
+//! pos` and the simulator; `docs/pos.md` in the repository says what is.
 //!
 //! # Example
 //!
@@ -76,6 +84,7 @@ mod error;
 mod finality;
 mod fork_choice;
 mod header;
+mod node;
 mod randao;
 mod slashing;
 mod stake;
@@ -86,6 +95,7 @@ pub use error::PosError;
 pub use finality::{Finality, Justification};
 pub use fork_choice::ForkChoice;
 pub use header::{BlockHeader, ProposerEvidence, SignedHeader};
+pub use node::{Block, PosMessage, PosNode, PosOutput, PosParams};
 pub use randao::Randao;
 pub use slashing::{Evidence, Offence, offence};
 pub use stake::ValidatorSet;

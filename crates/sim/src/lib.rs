@@ -49,6 +49,7 @@ pub mod raft;
 mod report;
 mod runner;
 mod sim;
+mod sweep;
 pub mod workload;
 
 pub use algorithm::{AdminAction, Algorithm, EntryOf, HardStateOf, MessageOf, NodeInfo, SimAlgorithm, Tuned};
@@ -64,4 +65,5 @@ pub use net::{NetConfig, NetStats, Network};
 pub use report::RunStats;
 pub use runner::{DEFAULT_DURATION, RunSpec, Service, Summary, run_many, run_spec};
 pub use sim::{ClientConfig, DiskConfig, SimConfig, Simulation, SubmitKv};
+pub use sweep::{Sweep, SweepError, SweepSpec, SweepStats, print_summary, progress, sweep};
 pub use workload::{ConfigWorkload, ElectionWorkload, KvWorkload, Workload};

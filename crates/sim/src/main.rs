@@ -10,8 +10,6 @@
 //! ballot-sim --algo pow --seeds 300   # the chain simulator: see `ballot_sim::chain::cli`
 //! ```
 
-use std::io::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -19,7 +17,7 @@ use ballot_core::Consensus;
 use ballot_sim::paxos::{MultiPaxosAlgorithm, SynodAlgorithm};
 use ballot_sim::pbft::PbftAlgorithm;
 use ballot_sim::raft::RaftAlgorithm;
-use ballot_sim::{DEFAULT_DURATION, RunSpec, RunStats, SimAlgorithm, SimError, Summary, run_many};
+use ballot_sim::{DEFAULT_DURATION, RunSpec, SimAlgorithm, Summary, print_summary, progress, run_many};
 use clap::Parser;
 
 /// Deterministic simulation of ballot's consensus algorithms under faults.
@@ -119,17 +117,7 @@ fn main() -> anyhow::Result<()> {
         threads
     );
 
-    let done = AtomicU64::new(0);
-    let total = specs.len() as u64;
-    let progress = |spec: &RunSpec, result: &Result<RunStats, SimError>| {
-        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Err(e) = result {
-            eprintln!("\nseed {} ({} nodes) FAILED:\n{e}", spec.seed, spec.nodes);
-        } else if total > 1 && (n.is_multiple_of(10) || n == total) {
-            eprint!("\r{n}/{total} runs done");
-            let _ = std::io::stderr().flush();
-        }
-    };
+    let progress = progress(specs.len());
     let summary: Summary = match args.algo {
         SimAlgorithm::Log(Consensus::Raft) => run_many(RaftAlgorithm::default, &specs, threads, &progress),
         SimAlgorithm::Log(Consensus::MultiPaxos) => run_many(MultiPaxosAlgorithm::default, &specs, threads, &progress),
@@ -138,20 +126,8 @@ fn main() -> anyhow::Result<()> {
             run_many(PbftAlgorithm::default, &specs, threads, &progress)
         }
     };
-    eprintln!();
-    println!("seeds:               {} ({} runs, nodes {:?})", seeds.len(), specs.len(), sizes);
-    println!("{}", summary.stats);
-    println!("wall time:           {:.1} s", summary.wall.as_secs_f64());
-    for (spec, e) in &summary.errors {
-        println!("seed {} ({} nodes) could not run: {e}", spec.seed, spec.nodes);
-    }
-    if summary.passed() {
-        println!("result:              all {} runs passed", specs.len());
+    if print_summary(&summary, seeds.len(), &sizes, specs.len()) {
         return Ok(());
-    }
-    println!("result:              {} violation(s)", summary.violations.len() + summary.errors.len());
-    for v in &summary.violations {
-        println!("\n{v}");
     }
     std::process::exit(1);
 }

@@ -1,12 +1,11 @@
 //! Running seeds: one, or many in parallel, with a summary.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::algorithm::Algorithm;
 use crate::report::RunStats;
 use crate::sim::{SimConfig, Simulation};
+use crate::sweep::{Sweep, SweepError, SweepSpec, SweepStats, sweep};
 use crate::workload::{ConfigWorkload, ElectionWorkload, KvWorkload};
 use crate::{SimError, Violation};
 
@@ -117,23 +116,30 @@ pub fn run_spec<A: Algorithm>(algo: A, spec: &RunSpec) -> Result<RunStats, SimEr
 }
 
 /// The outcome of many runs.
-#[derive(Debug, Default)]
-pub struct Summary {
-    /// Figures merged over the runs that passed.
-    pub stats: RunStats,
-    /// Violations found, in spec order.
-    pub violations: Vec<Violation>,
-    /// Runs that could not be set up, in spec order.
-    pub errors: Vec<(RunSpec, SimError)>,
-    /// Wall-clock time taken.
-    pub wall: Duration,
+pub type Summary = Sweep<RunSpec, RunStats, SimError>;
+
+impl SweepSpec for RunSpec {
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+    fn nodes(&self) -> usize {
+        self.nodes
+    }
 }
 
-impl Summary {
-    /// Whether every run passed.
-    #[must_use]
-    pub fn passed(&self) -> bool {
-        self.violations.is_empty() && self.errors.is_empty()
+impl SweepStats for RunStats {
+    fn merge_from(&mut self, other: &Self) {
+        self.merge(other);
+    }
+}
+
+impl SweepError for SimError {
+    type Violation = Violation;
+    fn into_violation(self) -> Result<Violation, Self> {
+        match self {
+            SimError::Violation(v) => Ok(*v),
+            e => Err(e),
+        }
     }
 }
 
@@ -150,32 +156,5 @@ where
     A: Algorithm,
     F: Fn() -> A + Sync,
 {
-    let started = std::time::Instant::now();
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Result<RunStats, SimError>)>> = Mutex::new(Vec::with_capacity(specs.len()));
-    std::thread::scope(|scope| {
-        for _ in 0..threads.clamp(1, 64) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(spec) = specs.get(i) else { break };
-                    let result = run_spec(make(), spec);
-                    on_done(spec, &result);
-                    results.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((i, result));
-                }
-            });
-        }
-    });
-    let mut results = results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    results.sort_by_key(|(i, _)| *i);
-    let mut summary = Summary::default();
-    for (i, result) in results {
-        match result {
-            Ok(stats) => summary.stats.merge(&stats),
-            Err(SimError::Violation(v)) => summary.violations.push(*v),
-            Err(e) => summary.errors.push((specs[i], e)),
-        }
-    }
-    summary.wall = started.elapsed();
-    summary
+    sweep(specs, threads, |spec| run_spec(make(), spec), on_done)
 }

@@ -10,8 +10,6 @@
 //! ```
 
 use std::ffi::OsString;
-use std::io::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -19,7 +17,7 @@ use clap::Parser;
 use super::attacks::{self, Plan};
 use super::runner::{ChainRunSpec, DEFAULT_POW_DURATION, run_chain_many};
 use super::sim::ChainSimError;
-use super::stats::ChainStats;
+use crate::sweep::{print_summary, progress};
 
 /// Deterministic simulation of ballot's Proof-of-Work chain: Poisson miners on the
 /// simulated network under faults, with invariant checkers; or attack measurements.
@@ -137,32 +135,10 @@ fn seeds(args: &PowArgs, threads: usize) -> i32 {
         args.duration,
         threads
     );
-    let done = AtomicU64::new(0);
-    let total = specs.len() as u64;
-    let progress = |spec: &ChainRunSpec, result: &Result<ChainStats, ChainSimError>| {
-        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Err(e) = result {
-            eprintln!("\nseed {} ({} nodes) FAILED:\n{e}", spec.seed, spec.nodes);
-        } else if total > 1 && (n.is_multiple_of(10) || n == total) {
-            eprint!("\r{n}/{total} runs done");
-            let _ = std::io::stderr().flush();
-        }
-    };
+    let progress = progress(specs.len());
     let summary = run_chain_many(&specs, threads, &progress);
-    eprintln!();
-    println!("seeds:               {} ({} runs, nodes {:?})", seeds.len(), specs.len(), sizes);
-    println!("{}", summary.stats);
-    println!("wall time:           {:.1} s", summary.wall.as_secs_f64());
-    for (spec, e) in &summary.errors {
-        println!("seed {} ({} nodes) could not run: {e}", spec.seed, spec.nodes);
-    }
-    if summary.passed() {
-        println!("result:              all {} runs passed", specs.len());
+    if print_summary(&summary, seeds.len(), &sizes, specs.len()) {
         return 0;
-    }
-    println!("result:              {} violation(s)", summary.violations.len() + summary.errors.len());
-    for v in &summary.violations {
-        println!("\n{v}");
     }
     1
 }

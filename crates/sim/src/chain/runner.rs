@@ -1,12 +1,11 @@
 //! Running chain seeds: one, or many in parallel, with a summary.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::config::ChainSimConfig;
 use super::sim::{ChainSim, ChainSimError, ChainViolation};
 use super::stats::ChainStats;
+use crate::sweep::{Sweep, SweepError, SweepSpec, SweepStats, sweep};
 
 /// The virtual time one chain seed simulates unless told otherwise: nine minutes of
 /// faults (about 54 block intervals of 10 s), then a minute of healing and settling.
@@ -67,23 +66,30 @@ pub fn run_chain_spec(spec: &ChainRunSpec) -> Result<ChainStats, ChainSimError> 
 }
 
 /// The outcome of many chain runs.
-#[derive(Debug, Default)]
-pub struct ChainSummary {
-    /// Figures merged over the runs that passed.
-    pub stats: ChainStats,
-    /// Violations found, in spec order.
-    pub violations: Vec<ChainViolation>,
-    /// Runs that could not be set up, in spec order.
-    pub errors: Vec<(ChainRunSpec, ChainSimError)>,
-    /// Wall-clock time taken.
-    pub wall: Duration,
+pub type ChainSummary = Sweep<ChainRunSpec, ChainStats, ChainSimError>;
+
+impl SweepSpec for ChainRunSpec {
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+    fn nodes(&self) -> usize {
+        self.nodes
+    }
 }
 
-impl ChainSummary {
-    /// Whether every run passed.
-    #[must_use]
-    pub fn passed(&self) -> bool {
-        self.violations.is_empty() && self.errors.is_empty()
+impl SweepStats for ChainStats {
+    fn merge_from(&mut self, other: &Self) {
+        self.merge(other);
+    }
+}
+
+impl SweepError for ChainSimError {
+    type Violation = ChainViolation;
+    fn into_violation(self) -> Result<ChainViolation, Self> {
+        match self {
+            ChainSimError::Violation(v) => Ok(*v),
+            e => Err(e),
+        }
     }
 }
 
@@ -94,32 +100,5 @@ pub fn run_chain_many(
     threads: usize,
     on_done: &(dyn Fn(&ChainRunSpec, &Result<ChainStats, ChainSimError>) + Sync),
 ) -> ChainSummary {
-    let started = std::time::Instant::now();
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Result<ChainStats, ChainSimError>)>> = Mutex::new(Vec::with_capacity(specs.len()));
-    std::thread::scope(|scope| {
-        for _ in 0..threads.clamp(1, 64) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(spec) = specs.get(i) else { break };
-                    let result = run_chain_spec(spec);
-                    on_done(spec, &result);
-                    results.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((i, result));
-                }
-            });
-        }
-    });
-    let mut results = results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    results.sort_by_key(|(i, _)| *i);
-    let mut summary = ChainSummary::default();
-    for (i, result) in results {
-        match result {
-            Ok(stats) => summary.stats.merge(&stats),
-            Err(ChainSimError::Violation(v)) => summary.violations.push(*v),
-            Err(e) => summary.errors.push((specs[i].clone(), e)),
-        }
-    }
-    summary.wall = started.elapsed();
-    summary
+    sweep(specs, threads, run_chain_spec, on_done)
 }

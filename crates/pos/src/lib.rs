@@ -43,9 +43,10 @@
 //!   finality gadget, and turns two conflicting votes or headers of one validator into
 //!   evidence, which it gossips and includes. The host carries out [`PosOutput`]s.
 //!
-//! Not built yet: bond, unbond and evidence as ledger transactions (the node weighs the
-//! genesis stakes, less the validators it has seen slashed), `ballot-chaind --consensus
-//! pos` and the simulator; `docs/pos.md` in the repository says what is.
+//! `ballot-sim --algo pos` runs these nodes under faults with Byzantine validators. Not
+//! built yet: bond, unbond and evidence as ledger transactions (the node weighs the
+//! genesis stakes, less the validators it has seen slashed) and `ballot-chaind
+//! --consensus pos`; `docs/pos.md` in the repository says what is.
 //!
 //! # Example
 //!
@@ -95,7 +96,7 @@ pub use error::PosError;
 pub use finality::{Finality, Justification};
 pub use fork_choice::ForkChoice;
 pub use header::{BlockHeader, ProposerEvidence, SignedHeader};
-pub use node::{Block, PosMessage, PosNode, PosOutput, PosParams};
+pub use node::{AttestRecord, Block, PeerId, PosMessage, PosNode, PosOutput, PosParams};
 pub use randao::Randao;
 pub use slashing::{Evidence, Offence, offence};
 pub use stake::ValidatorSet;

@@ -105,10 +105,34 @@ pub enum PosMessage {
     ProposerEvidence(Box<ProposerEvidence>),
     /// Asks for a block (the parent of one that arrived without it).
     GetBlock(Hash),
+    /// Asks for the votes that justified a checkpoint (the source of a vote that arrived
+    /// before this node knew the checkpoint justified).
+    GetProof(Checkpoint),
+    /// The votes that justified a checkpoint.
+    Proof(Vec<SignedVote>),
 }
 
 /// The host's name for a peer, opaque to the node (it only answers to it).
 pub type PeerId = u64;
+
+/// A validator's slashing protection: the source and target epochs of its last vote.
+/// A new vote is signed only with a later target and a source no older, which can
+/// neither double-vote nor surround (or be surrounded by) any earlier vote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AttestRecord {
+    /// The source epoch of the last vote.
+    pub source_epoch: u64,
+    /// The target epoch of the last vote.
+    pub target_epoch: u64,
+}
+
+impl AttestRecord {
+    /// Whether a vote with `next`'s epochs may be signed after this one.
+    #[must_use]
+    pub fn allows(&self, next: AttestRecord) -> bool {
+        next.target_epoch > self.target_epoch && next.source_epoch >= self.source_epoch
+    }
+}
 
 /// What the node asks of its host.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,8 +155,15 @@ pub enum PosOutput {
         /// Its slot.
         slot: u64,
     },
-    /// A checkpoint was justified.
-    Justified(Checkpoint),
+    /// A checkpoint was justified, by (among) these votes. A host stores the proof and,
+    /// after a restart, gives it back as [`PosMessage::Proof`] after the stored blocks:
+    /// the votes that justified a checkpoint may be in no block of the chain.
+    Justified {
+        /// The checkpoint.
+        checkpoint: Checkpoint,
+        /// The votes held for it when it was justified.
+        proof: Vec<SignedVote>,
+    },
     /// A checkpoint was finalised.
     Finalized(Checkpoint),
     /// A validator's offence was proven; its votes no longer count here.
@@ -161,9 +192,15 @@ pub struct PosNode {
     bodies: HashMap<Hash, Block>,
     /// Parents asked for and not yet received.
     requested: HashSet<Hash>,
-    /// The last epoch this validator attested in (slashing protection: it never votes
-    /// twice for one target epoch).
-    attested: Option<u64>,
+    /// For each checkpoint this node justified, the votes it held for it then (among
+    /// them the supermajority link that justified it), to answer
+    /// [`PosMessage::GetProof`]: a node that missed those votes, which may be in no
+    /// block of the chain, could otherwise never count a vote with that source.
+    proofs: HashMap<Checkpoint, Vec<SignedVote>>,
+    /// Proofs asked for this slot.
+    proofs_requested: HashSet<Checkpoint>,
+    /// The source and target epochs of this validator's last vote (slashing protection).
+    attested: Option<AttestRecord>,
     /// Blocks waiting for their parent, by parent.
     orphans: HashMap<Hash, Vec<Block>>,
     /// (proposer, slot) -> the header seen, to catch double proposals.
@@ -174,8 +211,13 @@ pub struct PosNode {
     /// Every vote counted, by validator (to catch double and surround votes).
     votes: HashMap<PublicKey, Vec<SignedVote>>,
     slashed: BTreeSet<PublicKey>,
-    /// Votes and evidence not yet in a block this node proposed.
+    /// The votes every block this node proposes carries: all it counted whose target is
+    /// above the finalised epoch. Included again and again, not once: a vote in a block
+    /// that lost the fork choice would otherwise be lost to every node that did not see
+    /// it sent, and a node catching up from the chain could not follow the justified
+    /// checkpoints past it (found by `ballot-sim --algo pos`, seed 65 on 7 nodes).
     to_include: Vec<SignedVote>,
+    /// Evidence not yet in a block this node proposed.
     evidence_to_include: Vec<Evidence>,
     /// The next slot to propose in, and the next to attest in.
     next_propose: u64,
@@ -200,6 +242,8 @@ impl PosNode {
             genesis,
             bodies: HashMap::new(),
             requested: HashSet::new(),
+            proofs: HashMap::new(),
+            proofs_requested: HashSet::new(),
             attested: None,
             orphans: HashMap::new(),
             headers: HashMap::new(),
@@ -283,6 +327,7 @@ impl PosNode {
         let slot = self.params.slot_at(now);
         if self.next_propose <= slot {
             self.next_propose = slot + 1;
+            self.ask_again_for_missing_parents();
             self.propose(slot, &key);
         }
         // Slots missed while the host was away are skipped: attesting to them now would
@@ -296,17 +341,17 @@ impl PosNode {
         self.key = Some(key);
     }
 
-    /// The last epoch this validator attested in. A host persists it and gives it back
-    /// with [`PosNode::restore_attested`] after a restart, so that the validator never
-    /// signs a second vote for an epoch (which would be slashed).
+    /// The source and target epochs of this validator's last vote: its slashing
+    /// protection. A host persists it and gives it back with
+    /// [`PosNode::restore_attested`] after a restart.
     #[must_use]
-    pub fn last_attested(&self) -> Option<u64> {
+    pub fn last_attested(&self) -> Option<AttestRecord> {
         self.attested
     }
 
     /// Restores [`PosNode::last_attested`] after a restart.
-    pub fn restore_attested(&mut self, epoch: Option<u64>) {
-        self.attested = self.attested.max(epoch);
+    pub fn restore_attested(&mut self, record: Option<AttestRecord>) {
+        self.attested = self.attested.max(record);
     }
 
     /// Handles a message from peer `from` at `now`.
@@ -316,6 +361,18 @@ impl PosNode {
                 if let Some(block) = self.bodies.get(&hash) {
                     let message = PosMessage::Block(Box::new(block.clone()));
                     self.out.push_back(PosOutput::Send { to: from, message });
+                }
+                Ok(())
+            }
+            PosMessage::GetProof(c) => {
+                if let Some(votes) = self.proofs.get(&c) {
+                    self.out.push_back(PosOutput::Send { to: from, message: PosMessage::Proof(votes.clone()) });
+                }
+                Ok(())
+            }
+            PosMessage::Proof(votes) => {
+                for v in votes {
+                    let _ = self.on_vote(v);
                 }
                 Ok(())
             }
@@ -338,7 +395,7 @@ impl PosNode {
         {
             return;
         }
-        let votes = std::mem::take(&mut self.to_include);
+        let votes = self.to_include.clone();
         let evidence = std::mem::take(&mut self.evidence_to_include);
         let header = BlockHeader {
             slot,
@@ -356,22 +413,37 @@ impl PosNode {
         }
     }
 
-    /// Attests once per epoch, in the first slot of it this node is awake for.
+    /// Attests once per epoch, in the first slot of it this node is awake for, and only
+    /// with a source no older than its last vote's: a node that restarted and has not
+    /// caught up would otherwise sign a vote that surrounds its earlier one (found by
+    /// `ballot-sim --algo pos`, seed 5).
     fn attest(&mut self, slot: u64, key: &Keypair) {
         let head = self.head;
         let epoch = self.params.epoch(slot);
-        if self.attested.is_some_and(|e| e >= epoch) {
-            return;
-        }
         let target = Checkpoint { epoch, root: self.checkpoint_block(epoch, &head) };
         let source = self.finality.latest_justified();
-        if target.epoch <= source.epoch {
+        let record = AttestRecord { source_epoch: source.epoch, target_epoch: epoch };
+        if target.epoch <= source.epoch || !self.attested.is_none_or(|last| last.allows(record)) {
             return;
         }
         let Ok(vote) = (Vote { slot, head, source, target }).sign(self.params.chain_id, key) else { return };
-        self.attested = Some(epoch);
+        self.attested = Some(record);
         if self.on_vote(vote).is_ok() {
             self.out.push_back(PosOutput::Broadcast(PosMessage::Vote(vote)));
+        }
+    }
+
+    /// Once a slot, asks again for up to 8 parents still missing: a request or its
+    /// answer may have been lost (found by `ballot-sim --algo pos`: a restarted node
+    /// whose only request was lost stayed behind for good).
+    fn ask_again_for_missing_parents(&mut self) {
+        self.requested.clear();
+        self.proofs_requested.clear();
+        let missing: Vec<Hash> =
+            self.orphans.keys().filter(|p| !self.blocks.contains_key(*p)).take(8).copied().collect();
+        for parent in missing {
+            self.requested.insert(parent);
+            self.out.push_back(PosOutput::Broadcast(PosMessage::GetBlock(parent)));
         }
     }
 
@@ -531,13 +603,24 @@ impl PosNode {
         }
         held.push(vote);
         self.to_include.push(vote);
+        let source = vote.vote.source;
+        if !self.finality.is_justified(&source)
+            && source.epoch > self.finality.finalized().epoch
+            && self.proofs_requested.len() < 8
+            && self.proofs_requested.insert(source)
+        {
+            self.out.push_back(PosOutput::Broadcast(PosMessage::GetProof(source)));
+        }
         let validators = self.validators();
         let fork = &self.fork;
         let changed =
             self.finality.add_vote(vote.validator, &vote.vote, &validators, |a, b| fork.descends(&a.root, &b.root));
         self.fork.on_vote(vote.validator, vote.vote.slot, vote.vote.head);
         for c in changed.justified {
-            self.out.push_back(PosOutput::Justified(c));
+            let proof: Vec<SignedVote> =
+                self.votes.values().flatten().filter(|v| v.vote.target == c).copied().collect();
+            self.proofs.insert(c, proof.clone());
+            self.out.push_back(PosOutput::Justified { checkpoint: c, proof });
         }
         if let Some(c) = changed.finalized {
             self.out.push_back(PosOutput::Finalized(c));

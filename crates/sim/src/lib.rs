@@ -44,6 +44,7 @@ pub mod linearizability;
 mod net;
 pub mod paxos;
 pub mod pbft;
+pub mod pos;
 mod queue;
 pub mod raft;
 mod report;

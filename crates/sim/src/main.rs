@@ -62,6 +62,9 @@ fn main() -> anyhow::Result<()> {
     if ballot_sim::chain::cli::is_pow(std::env::args_os()) {
         std::process::exit(ballot_sim::chain::cli::main(std::env::args_os()));
     }
+    if ballot_sim::pos::is_pos(std::env::args_os()) {
+        std::process::exit(ballot_sim::pos::main(std::env::args_os()));
+    }
     let args = Args::parse();
     if args.trace {
         tracing_subscriber::fmt()

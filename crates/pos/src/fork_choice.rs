@@ -55,19 +55,27 @@ impl ForkChoice {
         self.blocks.contains_key(block)
     }
 
-    /// Whether `descendant` is `ancestor` or below it.
+    /// The slot of `block`, if known.
+    #[must_use]
+    pub fn slot(&self, block: &Hash) -> Option<u64> {
+        self.blocks.get(block).map(|&(_, slot)| slot)
+    }
+
+    /// `from` and its ancestors down to genesis, newest first, with their slots (nothing
+    /// if `from` is unknown).
+    pub fn ancestors(&self, from: Hash) -> impl Iterator<Item = (Hash, u64)> + '_ {
+        let mut next = self.blocks.get(&from).map(|&(parent, slot)| (from, parent, slot));
+        std::iter::from_fn(move || {
+            let (at, parent, slot) = next?;
+            next = if parent == at { None } else { self.blocks.get(&parent).map(|&(p, s)| (parent, p, s)) };
+            Some((at, slot))
+        })
+    }
+
+    /// Whether `descendant` is `ancestor` (known or not) or below it.
     #[must_use]
     pub fn descends(&self, ancestor: &Hash, descendant: &Hash) -> bool {
-        let mut at = *descendant;
-        loop {
-            if at == *ancestor {
-                return true;
-            }
-            match self.blocks.get(&at) {
-                Some(&(parent, _)) if parent != at => at = parent,
-                _ => return false,
-            }
-        }
+        ancestor == descendant || self.ancestors(*descendant).any(|(at, _)| at == *ancestor)
     }
 
     /// Records `validator`'s vote for `head` in `slot`, if it is newer than the one held

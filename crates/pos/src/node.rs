@@ -3,7 +3,7 @@
 //! choice, finality and slashing-evidence detection. The host delivers messages and
 //! timeouts and carries out the outputs (broadcasts, storage, metrics).
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use ballot_core::Instant;
@@ -166,18 +166,11 @@ pub enum PosOutput {
     },
     /// A checkpoint was finalised.
     Finalized(Checkpoint),
-    /// A validator's offence was proven; its votes no longer count here.
+    /// A validator's offence was proven; its stake no longer weighs in this node's fork
+    /// choice.
     Slashed(PublicKey),
     /// A message was refused.
     Refused(PosError),
-}
-
-#[derive(Clone, Debug)]
-struct Stored {
-    slot: u64,
-    parent: Hash,
-    /// The RANDAO value after this block.
-    mix: Randao,
 }
 
 /// One node. See the module docs.
@@ -186,7 +179,9 @@ pub struct PosNode {
     params: PosParams,
     key: Option<Keypair>,
     genesis: Hash,
-    blocks: HashMap<Hash, Stored>,
+    /// The RANDAO value after each connected block (parents and slots are the fork
+    /// choice's).
+    mixes: HashMap<Hash, Randao>,
     /// Every accepted block, to answer [`PosMessage::GetBlock`] (in memory, all of them:
     /// a host with storage would answer from it).
     bodies: HashMap<Hash, Block>,
@@ -201,15 +196,17 @@ pub struct PosNode {
     proofs_requested: HashSet<Checkpoint>,
     /// The source and target epochs of this validator's last vote (slashing protection).
     attested: Option<AttestRecord>,
-    /// Blocks waiting for their parent, by parent.
-    orphans: HashMap<Hash, Vec<Block>>,
+    /// Blocks waiting for their parent, by parent. Ordered maps wherever the node iterates
+    /// (here and `votes`): what it sends must not depend on hashing order, or a
+    /// simulated run would not replay.
+    orphans: BTreeMap<Hash, Vec<Block>>,
     /// (proposer, slot) -> the header seen, to catch double proposals.
     headers: HashMap<(PublicKey, u64), SignedHeader>,
     fork: ForkChoice,
     finality: Finality,
     head: Hash,
     /// Every vote counted, by validator (to catch double and surround votes).
-    votes: HashMap<PublicKey, Vec<SignedVote>>,
+    votes: BTreeMap<PublicKey, Vec<SignedVote>>,
     slashed: BTreeSet<PublicKey>,
     /// The votes every block this node proposes carries: all it counted whose target is
     /// above the finalised epoch. Included again and again, not once: a vote in a block
@@ -235,7 +232,7 @@ impl PosNode {
         let genesis = params.genesis();
         let mix = Randao::new(params.genesis_seed);
         PosNode {
-            blocks: HashMap::from([(genesis, Stored { slot: 0, parent: genesis, mix })]),
+            mixes: HashMap::from([(genesis, mix)]),
             fork: ForkChoice::new(genesis),
             finality: Finality::new(Checkpoint { epoch: 0, root: genesis }),
             key,
@@ -245,10 +242,10 @@ impl PosNode {
             proofs: HashMap::new(),
             proofs_requested: HashSet::new(),
             attested: None,
-            orphans: HashMap::new(),
+            orphans: BTreeMap::new(),
             headers: HashMap::new(),
             head: genesis,
-            votes: HashMap::new(),
+            votes: BTreeMap::new(),
             slashed: BTreeSet::new(),
             to_include: Vec::new(),
             evidence_to_include: Vec::new(),
@@ -268,7 +265,7 @@ impl PosNode {
     /// The head block and its slot.
     #[must_use]
     pub fn head(&self) -> (Hash, u64) {
-        (self.head, self.blocks.get(&self.head).map_or(0, |b| b.slot))
+        (self.head, self.fork.slot(&self.head).unwrap_or(0))
     }
 
     /// The finalised checkpoint.
@@ -296,7 +293,7 @@ impl PosNode {
     /// Whether `block` is known (connected to genesis).
     #[must_use]
     pub fn has_block(&self, block: &Hash) -> bool {
-        self.blocks.contains_key(block)
+        self.fork.contains(block)
     }
 
     /// Whether `descendant` is `ancestor` or below it.
@@ -374,8 +371,11 @@ impl PosNode {
             }
             PosMessage::Proof(votes) => {
                 for v in votes {
-                    let _ = self.on_vote(v);
+                    if let Ok(true) = self.check_vote(&v) {
+                        self.count_vote(v);
+                    }
                 }
+                self.update_head();
                 Ok(())
             }
             PosMessage::Block(b) => self.on_block(now, *b),
@@ -393,8 +393,7 @@ impl PosNode {
     fn propose(&mut self, slot: u64, key: &Keypair) {
         let parent = self.head;
         let epoch = self.params.epoch(slot);
-        if self.proposer(slot, &parent) != Some(key.public()) || self.blocks.get(&parent).is_none_or(|p| p.slot >= slot)
-        {
+        if self.proposer(slot, &parent) != Some(key.public()) || self.fork.slot(&parent).is_none_or(|p| p >= slot) {
             return;
         }
         let votes = self.to_include.clone();
@@ -441,8 +440,7 @@ impl PosNode {
     fn ask_again_for_missing_parents(&mut self) {
         self.requested.clear();
         self.proofs_requested.clear();
-        let missing: Vec<Hash> =
-            self.orphans.keys().filter(|p| !self.blocks.contains_key(*p)).take(8).copied().collect();
+        let missing: Vec<Hash> = self.orphans.keys().filter(|p| !self.fork.contains(p)).take(8).copied().collect();
         for parent in missing {
             self.requested.insert(parent);
             self.out.push_back(PosOutput::Broadcast(PosMessage::GetBlock(parent)));
@@ -455,14 +453,10 @@ impl PosNode {
     /// the epoch's first slot.
     fn checkpoint_block(&self, epoch: u64, head: &Hash) -> Hash {
         let first = epoch.saturating_mul(self.params.slots_per_epoch);
-        let mut at = *head;
-        while let Some(b) = self.blocks.get(&at) {
-            if b.slot <= first || at == self.genesis {
-                return at;
-            }
-            at = b.parent;
-        }
-        self.genesis
+        self.fork
+            .ancestors(*head)
+            .find(|&(at, slot)| slot <= first || at == self.genesis)
+            .map_or(self.genesis, |(at, _)| at)
     }
 
     /// The seed of `epoch` on the chain ending at `parent`: the RANDAO value after the
@@ -473,14 +467,11 @@ impl PosNode {
         let Some(start) = epoch.checked_sub(1).map(|e| e * self.params.slots_per_epoch) else {
             return self.params.genesis_seed;
         };
-        let mut at = *parent;
-        while let Some(b) = self.blocks.get(&at) {
-            if b.slot < start || at == self.genesis {
-                return b.mix.mix();
-            }
-            at = b.parent;
-        }
-        self.params.genesis_seed
+        self.fork
+            .ancestors(*parent)
+            .find(|&(at, slot)| slot < start || at == self.genesis)
+            .and_then(|(at, _)| self.mixes.get(&at))
+            .map_or(self.params.genesis_seed, Randao::mix)
     }
 
     fn proposer(&self, slot: u64, parent: &Hash) -> Option<PublicKey> {
@@ -494,7 +485,7 @@ impl PosNode {
     fn on_block(&mut self, now: Instant, block: Block) -> Result<(), PosError> {
         let h = block.header.header;
         let hash = h.hash(self.params.chain_id);
-        if self.blocks.contains_key(&hash) {
+        if self.fork.contains(&hash) {
             return Ok(());
         }
         let bad = |reason| Err(PosError::BadBlock { block: hash, reason });
@@ -505,7 +496,7 @@ impl PosNode {
         if Block::body_digest(&block.votes, &block.evidence, self.params.chain_id) != h.body {
             return bad("the body does not match the header");
         }
-        if !self.blocks.contains_key(&h.parent) {
+        let (Some(parent_slot), Some(&parent_mix)) = (self.fork.slot(&h.parent), self.mixes.get(&h.parent)) else {
             let held: usize = self.orphans.values().map(Vec::len).sum();
             if held < MAX_ORPHANS {
                 self.orphans.entry(h.parent).or_default().push(block);
@@ -514,35 +505,36 @@ impl PosNode {
                 }
             }
             return Ok(());
-        }
+        };
         self.check_double_proposal(&block.header)?;
-        let parent = &self.blocks[&h.parent];
-        if h.slot <= parent.slot {
+        if h.slot <= parent_slot {
             return bad("slot not after its parent's");
         }
         if self.proposer(h.slot, &h.parent) != Some(h.proposer) {
             return bad("not the slot's proposer");
         }
-        let mut mix = parent.mix;
+        let mut mix = parent_mix;
         mix.mix_in(self.params.chain_id, self.params.epoch(h.slot), &h.proposer, &h.reveal)?;
-        for v in &block.votes {
+        for v in block.votes.iter().filter(|v| !self.holds(v)) {
             v.verify(self.params.chain_id)?;
         }
         for e in &block.evidence {
             e.verify(self.params.chain_id)?;
         }
         self.fork.add_block(hash, h.parent, h.slot)?;
-        self.blocks.insert(hash, Stored { slot: h.slot, parent: h.parent, mix });
+        self.mixes.insert(hash, mix);
         self.requested.remove(&hash);
         self.bodies.insert(hash, block.clone());
         self.out.push_back(PosOutput::Accepted(Box::new(block.clone())));
         // Verified above; a vote in a block by a stranger is ignored rather than a reason
         // to refuse the block (the proposer may have seen it before this node did).
         for v in block.votes {
-            let _ = self.on_vote(v);
+            if self.params.validators.contains(&v.validator) && !self.holds(&v) {
+                self.count_vote(v);
+            }
         }
         for e in &block.evidence {
-            let _ = self.on_evidence(e);
+            self.slash(e.a.validator, Some(*e));
         }
         self.update_head();
         if let Some(children) = self.orphans.remove(&hash) {
@@ -574,34 +566,54 @@ impl PosNode {
 
     fn update_head(&mut self) {
         let justified = self.finality.latest_justified().root;
-        let root = if self.blocks.contains_key(&justified) { justified } else { self.finality.finalized().root };
+        let root = if self.fork.contains(&justified) { justified } else { self.finality.finalized().root };
         let head = self.fork.head(root, &self.validators());
         if head != self.head {
             self.head = head;
-            let slot = self.blocks.get(&head).map_or(0, |b| b.slot);
+            let slot = self.fork.slot(&head).unwrap_or(0);
             self.out.push_back(PosOutput::NewHead { block: head, slot });
         }
     }
 
     // ---- Votes and evidence. ----
 
-    /// Counts a vote for finality with the genesis stakes, whoever is slashed: every
-    /// node then counts the same votes, whatever order it learnt of offences in. Counting
-    /// a slashed validator's earlier (or conflicting) votes cannot break safety while
-    /// slashable stake is below 1/3, and removing them split nodes for good: one had
-    /// justified a checkpoint with a liar's vote, another, which had slashed the liar
-    /// first, never could, and their votes' sources differed from then on (found by
-    /// `ballot-sim --algo pos`, seed 556 on 7 nodes). The fork choice does ignore the
-    /// slashed.
+    /// A vote from a peer (or this node): checked, counted if new, and the head updated.
     fn on_vote(&mut self, vote: SignedVote) -> Result<(), PosError> {
+        if self.check_vote(&vote)? {
+            self.count_vote(vote);
+            self.update_head();
+        }
+        Ok(())
+    }
+
+    /// Whether `vote` was counted already (the same vote, signature included).
+    fn holds(&self, vote: &SignedVote) -> bool {
+        self.votes.get(&vote.validator).is_some_and(|held| held.contains(vote))
+    }
+
+    /// Whether `vote` is new, after checking it is a validator's and its signature.
+    fn check_vote(&self, vote: &SignedVote) -> Result<bool, PosError> {
         if !self.params.validators.contains(&vote.validator) {
             return Err(PosError::UnknownValidator(vote.validator));
         }
-        let held = self.votes.entry(vote.validator).or_default();
-        if held.contains(&vote) {
-            return Ok(());
+        if self.holds(vote) {
+            return Ok(false);
         }
         vote.verify(self.params.chain_id)?;
+        Ok(true)
+    }
+
+    /// Counts a new, verified vote of a validator (the caller updates the head).
+    ///
+    /// Finality counts it with the genesis stakes, whoever is slashed: every node then
+    /// counts the same votes, whatever order it learnt of offences in. Counting a slashed
+    /// validator's earlier (or conflicting) votes cannot break safety while slashable
+    /// stake is below 1/3, and removing them split nodes for good: one had justified a
+    /// checkpoint with a liar's vote, another, which had slashed the liar first, never
+    /// could, and their votes' sources differed from then on (found by `ballot-sim --algo
+    /// pos`, seed 556 on 7 nodes). The fork choice does ignore the slashed.
+    fn count_vote(&mut self, vote: SignedVote) {
+        let held = self.votes.entry(vote.validator).or_default();
         let offended = held.iter().find(|v| offence(&v.vote, &vote.vote).is_some()).copied();
         held.push(vote);
         self.to_include.push(vote);
@@ -610,7 +622,7 @@ impl PosNode {
             if !self.slashed.contains(&vote.validator) {
                 self.out.push_back(PosOutput::Broadcast(PosMessage::Evidence(Box::new(evidence))));
             }
-            self.on_evidence(&evidence)?;
+            self.slash(vote.validator, Some(evidence));
         }
         let source = vote.vote.source;
         if !self.finality.is_justified(&source)
@@ -637,8 +649,6 @@ impl PosNode {
             self.out.push_back(PosOutput::Finalized(c));
             self.prune(c.epoch);
         }
-        self.update_head();
-        Ok(())
     }
 
     fn on_evidence(&mut self, evidence: &Evidence) -> Result<(), PosError> {

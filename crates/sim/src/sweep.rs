@@ -2,6 +2,7 @@
 //! specs in parallel, collects a summary in spec order, reports progress and prints the
 //! result the same way for every algorithm.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::io::Write as _;
 use std::sync::Mutex;
@@ -75,25 +76,13 @@ where
     E: SweepError,
 {
     let started = std::time::Instant::now();
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Result<Stats, E>)>> = Mutex::new(Vec::with_capacity(specs.len()));
-    std::thread::scope(|scope| {
-        for _ in 0..threads.clamp(1, 64) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(spec) = specs.get(i) else { break };
-                    let result = run(spec);
-                    on_done(spec, &result);
-                    results.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((i, result));
-                }
-            });
-        }
+    let results = par_map(specs, threads, &|spec| {
+        let result = run(spec);
+        on_done(spec, &result);
+        result
     });
-    let mut results = results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    results.sort_by_key(|(i, _)| *i);
     let mut summary: Sweep<Spec, Stats, E> = Sweep::default();
-    for (i, result) in results {
+    for (i, result) in results.into_iter().enumerate() {
         match result.map_err(SweepError::into_violation) {
             Ok(stats) => summary.stats.merge_from(&stats),
             Err(Ok(v)) => summary.violations.push(v),
@@ -102,6 +91,35 @@ where
     }
     summary.wall = started.elapsed();
     summary
+}
+
+/// Runs `f` on every item on `threads` threads (1 to 64); results in item order.
+pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], threads: usize, f: &(dyn Fn(&T) -> R + Sync)) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let out: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(items.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, 64) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    out.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((i, r));
+                }
+            });
+        }
+    });
+    let mut out = out.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Whether the command line asks for `--algo NAME` (`--algo NAME` or `--algo=NAME`): how
+/// the binary hands the chain simulators their own command lines.
+pub fn asks_for_algo(args: impl IntoIterator<Item = OsString>, name: &str) -> bool {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let joined = format!("--algo={name}");
+    args.iter().any(|a| *a == *joined) || args.windows(2).any(|w| w[0] == "--algo" && w[1] == name)
 }
 
 /// A progress reporter for `total` runs on standard error: every failure at once, and

@@ -17,7 +17,7 @@ use clap::Parser;
 use super::attacks::{self, Plan};
 use super::runner::{ChainRunSpec, DEFAULT_POW_DURATION, run_chain_many};
 use super::sim::ChainSimError;
-use crate::sweep::{print_summary, progress};
+use crate::sweep::{asks_for_algo, print_summary, progress};
 
 /// Deterministic simulation of ballot's Proof-of-Work chain: Poisson miners on the
 /// simulated network under faults, with invariant checkers; or attack measurements.
@@ -65,8 +65,7 @@ struct PowArgs {
 
 /// Whether the command line asks for `--algo pow` (the binary hands it over here).
 pub fn is_pow(args: impl IntoIterator<Item = OsString>) -> bool {
-    let args: Vec<OsString> = args.into_iter().collect();
-    args.iter().any(|a| a == "--algo=pow") || args.windows(2).any(|w| w[0] == "--algo" && w[1] == "pow")
+    asks_for_algo(args, "pow")
 }
 
 /// Runs the command line; returns the process exit status (0: every run passed, 1: a

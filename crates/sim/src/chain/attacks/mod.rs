@@ -25,9 +25,6 @@ pub(crate) mod selfish;
 mod stale;
 pub mod theory;
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use ballot_core::SeededRng;
 
 pub use double_spend::{DoubleSpendSetup, Trial, double_spend_trial};
@@ -35,6 +32,7 @@ pub use selfish::{SelfishRun, selfish_run};
 pub use stale::{StaleRun, stale_run};
 
 use super::sim::ChainSimError;
+use crate::sweep::par_map;
 
 /// Attacker shares of the double-spend table.
 pub const QS: [f64; 4] = [0.1, 0.2, 0.3, 0.4];
@@ -95,27 +93,6 @@ impl Plan {
     fn trial_seed(&self, table: u64, cell: usize, trial: u64) -> u64 {
         SeededRng::new(self.seed ^ (table << 56) ^ ((cell as u64) << 40) ^ trial).next_u64()
     }
-}
-
-/// Runs `f` on every item on `threads` threads; results in item order.
-fn par_map<T: Sync, R: Send>(items: &[T], threads: usize, f: &(dyn Fn(&T) -> R + Sync)) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let out: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(items.len()));
-    std::thread::scope(|scope| {
-        for _ in 0..threads.clamp(1, 64) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let r = f(item);
-                    out.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((i, r));
-                }
-            });
-        }
-    });
-    let mut out = out.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, r)| r).collect()
 }
 
 /// One cell of the double-spend table.

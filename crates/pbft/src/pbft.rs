@@ -1238,12 +1238,7 @@ impl Protocol for Pbft {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        [self.vc_deadline, self.forward_at]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|d| d.min(self.tick_at))
-            .or(Some(self.tick_at))
+        Some([self.vc_deadline, self.forward_at].into_iter().flatten().fold(self.tick_at, Instant::min))
     }
 
     fn propose(&mut self, now: Instant, id: ProposalId, command: Bytes) -> Result<(), ProposeError> {
